@@ -1,0 +1,270 @@
+"""Azure Resource Graph: ``POST /providers/Microsoft.ResourceGraph/resources``.
+
+Faithful where our tool depends on it (api-notes section 2): scopes by subscriptions (max 1000),
+management groups or tenant; ``$top`` <= 1000, ``$skip``, ``$skipToken`` only when ``id`` is
+projected; ``totalRecords``/``count``/``resultTruncated``; objectArray and table formats; the
+per-user quota with ``x-ms-user-quota-*`` headers on every response and 429 past it. A query's
+result is computed once and later pages are cut from that snapshot, as ARG does.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Any
+
+from .http import ArmError, Request, Response, Router, require_api_version
+from .kql import KqlError, compile_query
+from .throttle import hhmmss
+from .world import World
+
+router = Router()
+
+MAX_SUBSCRIPTIONS = 1000
+MAX_TOP = 1000
+SNAPSHOT_TTL = 600.0
+MAX_SNAPSHOTS = 64
+
+
+class Snapshots:
+    """Query results kept for paging, keyed by the skip tokens this emulator issued."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, tuple[float, str, list[dict]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, fingerprint: str, rows: list[dict]) -> str:
+        snap = secrets.token_hex(8)
+        with self._lock:
+            self._items[snap] = (time.monotonic(), fingerprint, rows)
+            while len(self._items) > MAX_SNAPSHOTS:
+                self._items.popitem(last=False)
+        return snap
+
+    def get(self, snap: str, fingerprint: str) -> list[dict] | None:
+        with self._lock:
+            entry = self._items.get(snap)
+            if entry is None or time.monotonic() - entry[0] > SNAPSHOT_TTL:
+                return None
+            return entry[2] if entry[1] == fingerprint else None
+
+
+def _bad_request(message: str, detail_code: str, detail_message: str,
+                 **detail: Any) -> ArmError:
+    return ArmError(400, "BadRequest", message,
+                    details=[{"code": detail_code, "message": detail_message, **detail}])
+
+
+def _support_text() -> str:
+    stamp = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return (f"Please provide below info when asking for support: timestamp = {stamp}, "
+            f"correlationId = {uuid.uuid4()}.")
+
+
+def _encode_token(snap: str, offset: int) -> str:
+    return base64.b64encode(json.dumps({"$snap": snap, "$offset": offset}).encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[str, int] | None:
+    try:
+        data = json.loads(base64.b64decode(token, validate=True))
+        return str(data["$snap"]), int(data["$offset"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _scoped(world: World, body: dict) -> set[str]:
+    """The lower-case subscription ids the request covers, checked like ARG checks them."""
+    subs = body.get("subscriptions")
+    mgs = body.get("managementGroups")
+    state = world.state
+    if subs:
+        if not isinstance(subs, list):
+            raise _bad_request(_support_text(), "InvalidRequest",
+                               "'subscriptions' must be an array of subscription ids.")
+        if len(subs) > MAX_SUBSCRIPTIONS:
+            raise _bad_request(
+                _support_text(), "TooManySubscriptions",
+                f"The request has {len(subs)} subscriptions; at most {MAX_SUBSCRIPTIONS} are "
+                "allowed per request. Split the subscriptions into batches.")
+        wanted = {str(s).lower() for s in subs}
+        known = {s for s in wanted if state.subscription_exists(s)}
+        if not known:
+            raise ArmError(
+                403, "AuthorizationFailed",
+                f"The client does not have authorization to perform action "
+                f"'Microsoft.ResourceGraph/resources/read' over scope "
+                f"'/subscriptions/{sorted(wanted)[0]}' or the scope is invalid.")
+        return known
+    if mgs:
+        out: set[str] = set()
+        for mg in mgs:
+            members = state.management_group_subscriptions(str(mg))
+            if members is None:
+                raise ArmError(
+                    403, "AuthorizationFailed",
+                    f"The client does not have authorization to perform action "
+                    f"'Microsoft.ResourceGraph/resources/read' over scope "
+                    f"'/providers/Microsoft.Management/managementGroups/{mg}' or the scope is "
+                    "invalid.")
+            out.update(members)
+        return out
+    return set(state.subscriptions)
+
+
+def _filter_tables(world: World, subs: set[str]) -> dict[str, list[dict]]:
+    tables = world.state.arg_tables()
+    if len(subs) == len(world.state.subscriptions):
+        return tables
+    return {name: [r for r in rows if r["subscriptionId"] in subs]
+            for name, rows in tables.items()}
+
+
+def _table_format(rows: list[dict]) -> dict:
+    columns: list[str] = []
+    seen: set[str] = set()
+    for row in rows[:1] or []:
+        for key in row:
+            if key not in seen:
+                seen.add(key)
+                columns.append(key)
+
+    def kind(value: Any) -> str:
+        if isinstance(value, bool):
+            return "boolean"
+        if isinstance(value, int):
+            return "integer"
+        if isinstance(value, float):
+            return "number"
+        if isinstance(value, dict | list):
+            return "object"
+        return "string"
+
+    sample = rows[0] if rows else {}
+    return {"columns": [{"name": c, "type": kind(sample.get(c))} for c in columns],
+            "rows": [[r.get(c) for c in columns] for r in rows]}
+
+
+@router.route("POST", "/providers/Microsoft.ResourceGraph/resources", "arg")
+def resources(world: World, req: Request) -> Response:
+    require_api_version(req)
+    user = req.principal or "anonymous"
+    take = world.arg_quota.take(user)
+    quota_headers = {"x-ms-user-quota-remaining": str(take.remaining),
+                     "x-ms-user-quota-resets-after": hhmmss(take.retry_after)}
+    if not take.ok:
+        raise ArmError(
+            429, "RateLimiting", _support_text(),
+            headers={**quota_headers, "Retry-After": str(max(1, int(take.retry_after + 0.999)))},
+            details=[{"code": "RateLimiting",
+                      "message": "Client application has been throttled and should not attempt "
+                                 "to repeat the request until an amount of time has elapsed. "
+                                 "Please see https://aka.ms/resourcegraph-throttling for help."}])
+    try:
+        response = _query(world, req)
+    except ArmError as err:
+        err.headers.update(quota_headers)
+        raise
+    response.headers.update(quota_headers)
+    return response
+
+
+def _query(world: World, req: Request) -> Response:
+    body = req.body if isinstance(req.body, dict) else None
+    if body is None or not isinstance(body.get("query"), str) or not body["query"].strip():
+        raise _bad_request(_support_text(), "InvalidRequest",
+                           "The request body must be a JSON object with a non-empty 'query'.")
+    options = body.get("options") or {}
+    top = options.get("$top")
+    skip = options.get("$skip") or 0
+    token = options.get("$skipToken")
+    fmt = options.get("resultFormat") or "objectArray"
+    if top is not None and (not isinstance(top, int) or not 1 <= top <= MAX_TOP):
+        raise _bad_request(_support_text(), "InvalidRequest",
+                           f"options.$top must be between 1 and {MAX_TOP}; got {top!r}.")
+    if not isinstance(skip, int) or skip < 0:
+        raise _bad_request(_support_text(), "InvalidRequest",
+                           f"options.$skip must be 0 or more; got {skip!r}.")
+    if fmt not in ("objectArray", "table"):
+        raise _bad_request(_support_text(), "InvalidRequest",
+                           f"options.resultFormat must be 'objectArray' or 'table'; got {fmt!r}.")
+    try:
+        query = compile_query(body["query"])
+    except KqlError as err:
+        raise _kql_error(err) from err
+    subs = _scoped(world, body)
+    fingerprint = hashlib.sha256(json.dumps(
+        [body["query"], sorted(subs)], separators=(",", ":")).encode()).hexdigest()
+    snapshots: Snapshots = world.services.setdefault("arg_snapshots", Snapshots())
+
+    if token:
+        decoded = _decode_token(token)
+        rows = snapshots.get(decoded[0], fingerprint) if decoded else None
+        if decoded is None or rows is None:
+            raise _bad_request(
+                _support_text(), "InvalidSkipToken",
+                "The $skipToken is not valid: it was not issued for this query and scope, or it "
+                "has expired. Re-run the query without $skipToken.")
+        snap, offset = decoded
+        offset += skip
+    else:
+        try:
+            rows = query.run(_filter_tables(world, subs))
+        except KqlError as err:
+            raise _kql_error(err) from err
+        snap, offset = "", 0 if query.has_limit else skip
+
+    size = top or MAX_TOP
+    page = rows[offset:offset + size]
+    more = offset + size < len(rows)
+    out: dict[str, Any] = {"totalRecords": len(rows), "count": len(page),
+                           "resultTruncated": "false", "facets": []}
+    if more:
+        if query.projects_id():
+            snap = snap or snapshots.put(fingerprint, rows)
+            out["$skipToken"] = _encode_token(snap, offset + size)
+        else:
+            out["resultTruncated"] = "true"
+    out["data"] = page if fmt == "objectArray" else _table_format(page)
+    if body.get("facets"):
+        out["facets"] = [_facet(f, rows) for f in body["facets"]]
+    return Response(200, out)
+
+
+def _facet(request: dict, rows: list[dict]) -> dict:
+    """Facets are summaries of the full result; only plain column expressions are supported."""
+    expression = str(request.get("expression", ""))
+    opts = request.get("options") or {}
+    if not expression.isidentifier():
+        return {"expression": expression, "resultType": "FacetError",
+                "errors": [{"code": "NotSupported",
+                            "message": "The emulator supports facets on plain column names only."}]}
+    counts: dict[str, int] = {}
+    for row in rows:
+        key = json.dumps(row.get(expression), sort_keys=True)
+        counts[key] = counts.get(key, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    top = int(opts.get("$top") or 10)
+    data = [{expression: json.loads(k), "count": n} for k, n in ranked[:top]]
+    return {"expression": expression, "resultType": "FacetResult", "totalRecords": len(counts),
+            "count": len(data), "data": data}
+
+
+def _kql_error(err: KqlError) -> ArmError:
+    detail: dict[str, Any] = {"code": err.code, "message": err.message}
+    for attr, key in (("line", "line"), ("column", "characterPositionInLine"), ("token", "token")):
+        value = getattr(err, attr, None)
+        if value is not None:
+            detail[key] = value
+    return ArmError(400, "BadRequest", _support_text(), details=[
+        {"code": "InvalidQuery",
+         "message": "Query is invalid. Please refer to the documentation for the Azure Resource "
+                    "Graph service and fix the error before retrying."},
+        detail])

@@ -1,0 +1,90 @@
+"""Knobs of one emulator instance: identity, throttles, operation timing and injected faults."""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+DEFAULT_TENANT = "72f988bf-0000-4000-8000-00000000e7e1"
+DEFAULT_CLIENT_ID = "c0ffee00-0000-4000-8000-00000000e7e1"
+DEFAULT_CLIENT_SECRET = "emulator-secret"  # noqa: S105 - a local test principal, not a credential
+
+
+@dataclass
+class EmulatorConfig:
+    tenant_id: str = DEFAULT_TENANT
+    client_id: str = DEFAULT_CLIENT_ID
+    client_secret: str = DEFAULT_CLIENT_SECRET
+    token_lifetime: float = 3600.0
+    # Resource Graph per-user quota (guidance-for-throttled-requests: 15 per 5 s).
+    arg_quota: int = 15
+    arg_window: float = 5.0
+    # ARM per-subscription buckets (request-limits-and-throttling).
+    read_capacity: int = 250
+    read_refill: float = 25.0
+    write_capacity: int = 200
+    write_refill: float = 10.0
+    # Page size of ARM list responses (nextLink paging).
+    list_page_size: int = 200
+    # How long async operations and jobs take, in seconds.
+    operation_seconds: float = 0.3
+    job_seconds: float = 0.3
+    backup_job_seconds: float = 0.5
+    retry_after: int | None = None  # fixed Retry-After on async responses; None = remaining time
+    # Recovery Services limits (Azure Backup FAQ).
+    policies_per_vault: int = 200
+    policy_writes_per_vault_per_day: int = 50
+    seed: int = 0
+    verbose: bool = False
+
+
+@dataclass
+class Faults:
+    """Injected failures; rates are probabilities per ARM request, drawn from a seeded RNG."""
+
+    latency_ms: float = 0.0
+    rate_429: float = 0.0
+    rate_5xx: float = 0.0
+    rate_drop: float = 0.0
+    retry_after_429: int = 1
+    stuck_operations: bool = False
+    fail_jobs_for: list[str] = field(default_factory=list)  # VM names or ids whose jobs fail
+    resource_guard_vaults: list[str] = field(default_factory=list)  # vault names or ids
+    object_locked: bool = True  # BMSUserErrorObjectLocked while an operation runs on the item
+    expire_tokens: bool = False  # treat every token as expired (clock skew, revoked session)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(0)
+        self._lock = threading.Lock()
+
+    def reseed(self, seed: int) -> None:
+        self._rng = random.Random(seed)
+
+    def roll(self, rate: float) -> bool:
+        if rate <= 0:
+            return False
+        with self._lock:
+            return self._rng.random() < rate
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply a partial update (from ``/_emulator/faults`` or flags); unknown keys are errors."""
+        known = {f.name: f for f in fields(self)}
+        for key, value in changes.items():
+            if key not in known:
+                raise KeyError(f"unknown fault {key!r}; known: {', '.join(sorted(known))}")
+            setattr(self, key, value)
+
+    def job_fails_for(self, vm_id: str) -> bool:
+        name = vm_id.rstrip("/").rsplit("/", 1)[-1].lower()
+        wanted = {v.lower() for v in self.fail_jobs_for}
+        return vm_id.lower() in wanted or name in wanted
+
+    def guarded(self, vault_id: str) -> bool:
+        name = vault_id.rstrip("/").rsplit("/", 1)[-1].lower()
+        wanted = {v.lower() for v in self.resource_guard_vaults}
+        return vault_id.lower() in wanted or name in wanted

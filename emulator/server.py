@@ -1,0 +1,300 @@
+"""The HTTPS server: TLS, dispatch, auth, throttles and fault injection around the route modules.
+
+``Emulator`` is the in-process handle (context manager) used by tests, ``--demo`` and ``--fleet``;
+``ccmigrate emulator serve`` runs the same object until a signal arrives.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from . import compute
+from .auth import TokenIssuer, _OAuthError
+from .config import EmulatorConfig, Faults
+from .http import ArmError, Request, Response, Router
+from .state import FleetState, subscription_of
+from .tls import make_tls
+from .world import World
+
+admin = Router()
+
+
+@admin.route("GET", "/_emulator/state", "admin")
+def dump_state(world: World, req: Request) -> Response:
+    world.tick()
+    return Response(200, world.state.dump())
+
+
+@admin.route("GET", "/_emulator/faults", "admin")
+def get_faults(world: World, req: Request) -> Response:
+    return Response(200, world.faults.to_dict())
+
+
+@admin.route("POST", "/_emulator/faults", "admin")
+def set_faults(world: World, req: Request) -> Response:
+    if not isinstance(req.body, dict):
+        raise ArmError(400, "InvalidRequestContent", "POST a JSON object of fault settings.")
+    try:
+        world.faults.update(req.body)
+    except KeyError as exc:
+        raise ArmError(400, "InvalidFault", str(exc.args[0])) from exc
+    return Response(200, world.faults.to_dict())
+
+
+@admin.route("GET", "/_emulator/stats", "admin")
+def stats(world: World, req: Request) -> Response:
+    return Response(200, {"requests": dict(world.request_count)})
+
+
+auth = Router()
+
+
+@auth.route("GET", "/{tenant}/v2.0/.well-known/openid-configuration", "auth")
+def openid(world: World, req: Request, tenant: str) -> Response:
+    assert world.issuer
+    return world.issuer.openid_configuration(tenant)
+
+
+@auth.route("GET", "/common/discovery/instance", "auth")
+def discovery(world: World, req: Request) -> Response:
+    assert world.issuer
+    return world.issuer.instance_discovery()
+
+
+@auth.route("POST", "/{tenant}/oauth2/v2.0/token", "auth")
+def token(world: World, req: Request, tenant: str) -> Response:
+    assert world.issuer
+    form = req.body if isinstance(req.body, dict) else {}
+    return world.issuer.token(tenant, {k: str(v) for k, v in form.items()})
+
+
+def _routers() -> list[Router]:
+    routers = [admin, auth, compute.router]
+    # TODO(foundation): import these at module level once kql.py and backup.py have landed.
+    for name in ("arg", "backup"):
+        try:
+            module = __import__(f"emulator.{name}", fromlist=["router"])
+        except ImportError:
+            continue
+        routers.append(module.router)
+    return routers
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        if self.server.world.config.verbose:
+            sys.stderr.write(f"emulator: {self.address_string()} {fmt % args}\n")
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
+
+    def _dispatch(self) -> None:
+        world = self.server.world
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            req = Request.parse(self.command, self.path, headers, raw)
+            route, params = self.server.match(req.method, req.path)
+            if route.kind in ("auth", "admin"):
+                response = route.handler(world, req, **params)
+            else:
+                if self._faults_before(route.kind):
+                    return
+                req.principal = world.issuer.authorise(req,
+                                                       force_expired=world.faults.expire_tokens)
+                world.tick()
+                limit_headers = _throttle(world, route.kind, req)
+                world.count(route.kind)
+                response = route.handler(world, req, **params)
+                response.headers.update(limit_headers)
+        except ArmError as err:
+            response = err.response()
+        except _OAuthError as err:
+            response = err.response
+        except Exception as exc:  # an emulator bug must look like a 500, not a hang
+            response = ArmError(500, "InternalServerError",
+                                f"Emulator error: {type(exc).__name__}: {exc}").response()
+            if world.config.verbose:
+                import traceback
+
+                traceback.print_exc()
+        self._send(response)
+
+    def _faults_before(self, kind: str) -> bool:
+        """Apply injected latency, drops and errors; True when the request was answered."""
+        faults = self.server.world.faults
+        if faults.latency_ms:
+            time.sleep(faults.latency_ms / 1000)
+        if faults.roll(faults.rate_drop):
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return True
+        if faults.roll(faults.rate_429):
+            code = "RateLimiting" if kind == "arg" else "TooManyRequests"
+            self._send(ArmError(429, code, "Too many requests (injected by the emulator). "
+                                "Retry after the time in the Retry-After header.",
+                                headers={"Retry-After": str(faults.retry_after_429)}).response())
+            return True
+        if faults.roll(faults.rate_5xx):
+            status = 503 if faults.roll(0.5) else 500
+            code = "ServiceUnavailable" if status == 503 else "InternalServerError"
+            self._send(ArmError(status, code, "The service is temporarily unavailable "
+                                "(injected by the emulator).").response())
+            return True
+        return False
+
+    def _send(self, response: Response) -> None:
+        payload = response.encode()
+        try:
+            self.send_response(response.status)
+            request_id = str(uuid.uuid4())
+            self.send_header("x-ms-request-id", request_id)
+            self.send_header("x-ms-correlation-request-id", request_id)
+            if payload:
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+            for key, value in response.headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if payload and self.command != "HEAD":
+                self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+
+def _throttle(world: World, kind: str, req: Request) -> dict[str, str]:
+    """ARM's per-subscription read/write buckets; ARG has its own quota in its route."""
+    if kind not in ("read", "write", "delete"):
+        return {}
+    sub = subscription_of(req.path)
+    if not sub:
+        return {}
+    buckets = world.reads if kind == "read" else world.writes
+    take = buckets.take(sub)
+    name = "reads" if kind == "read" else ("writes" if kind == "write" else "deletes")
+    header = {f"x-ms-ratelimit-remaining-subscription-{name}": str(take.remaining)}
+    if not take.ok:
+        raise ArmError(
+            429, "SubscriptionRequestsThrottled",
+            f"Number of '{kind}' requests for subscription '{sub}' actor "
+            f"'{req.principal}' exceeded. Please try again after "
+            f"'{max(1, int(take.retry_after + 0.999))}' seconds after the last request.",
+            headers={**header, "Retry-After": str(max(1, int(take.retry_after + 0.999)))})
+    return header
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], world: World, tls_context) -> None:
+        super().__init__(address, _Handler)
+        self.world = world
+        self.routers = _routers()
+        self.socket = tls_context.wrap_socket(self.socket, server_side=True,
+                                              do_handshake_on_connect=False)
+
+    def match(self, method: str, path: str):
+        last: ArmError | None = None
+        for router in self.routers:
+            try:
+                return router.match(method, path)
+            except ArmError as err:
+                if err.status == 405 or last is None:
+                    last = err if last is None or err.status == 405 else last
+        assert last is not None
+        raise last
+
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001
+        if self.world.config.verbose:
+            super().handle_error(request, client_address)
+
+
+class Emulator:
+    """An HTTPS emulator on loopback; use as a context manager or call start()/stop()."""
+
+    def __init__(self, fleet: dict, *, port: int = 0, config: EmulatorConfig | None = None,
+                 faults: Faults | None = None, workdir: Path | None = None) -> None:
+        self.config = config or EmulatorConfig()
+        self.world = World(FleetState(fleet), self.config, faults or Faults())
+        self._port = port
+        self._workdir = workdir
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> Emulator:
+        tls = make_tls(self._workdir)
+        self.ca_bundle = tls.ca_bundle
+        server = _Server(("127.0.0.1", self._port), self.world, tls.context)
+        self._server = server
+        port = server.server_address[1]
+        self.endpoint = f"https://127.0.0.1:{port}"
+        self.world.base_url = self.endpoint
+        cfg = self.config
+        self.world.issuer = TokenIssuer(self.endpoint, cfg.tenant_id, cfg.client_id,
+                                        cfg.client_secret, cfg.token_lifetime)
+        self._thread = threading.Thread(target=server.serve_forever, name="ccmigrate-emulator",
+                                        kwargs={"poll_interval": 0.2}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- handy facts -------------------------------------------------------------------------
+    @property
+    def tenant_id(self) -> str:
+        return self.config.tenant_id
+
+    @property
+    def client_id(self) -> str:
+        return self.config.client_id
+
+    @property
+    def client_secret(self) -> str:
+        return self.config.client_secret
+
+    def connection_info(self) -> dict[str, str]:
+        """The JSON line ``ccmigrate emulator serve`` prints once ready."""
+        return {"endpoint": self.endpoint, "ca_bundle": str(self.ca_bundle),
+                "tenant_id": self.tenant_id, "client_id": self.client_id,
+                "client_secret": self.client_secret}
+
+    def state(self) -> dict:
+        self.world.tick()
+        return self.world.state.dump()
+
+    def stats(self) -> dict[str, int]:
+        return dict(self.world.request_count)
+
+
+def connection_line(emulator: Emulator) -> str:
+    return json.dumps(emulator.connection_info())

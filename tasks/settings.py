@@ -1,0 +1,274 @@
+"""Settings: one TOML file, ``CCMIGRATE_*`` environment variables and CLI flags, validated once.
+
+Precedence: built-in defaults < TOML file < environment < flags. Each value remembers where it
+came from, so a bad one is reported with its key, value, what is allowed and its source.
+Nested keys in the environment use ``__``: ``CCMIGRATE_THROTTLES__MAX_PARALLEL=8``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import SettingsError
+
+CLOUDS = ("public", "usgov", "china")
+CREDENTIALS = ("default", "cli", "managed-identity", "emulator")
+SEVERITIES = ("blocker", "warning", "unknown", "info")
+ENV_PREFIX = "CCMIGRATE_"
+# Environment variables that are not settings keys.
+ENV_IGNORED = {"CCMIGRATE_CONFIG"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Scope(_Strict):
+    """Which subscriptions to read. Empty lists mean every subscription the credential sees."""
+
+    subscriptions: list[str] = Field(default_factory=list)
+    management_groups: list[str] = Field(default_factory=list)
+    exclude_subscriptions: list[str] = Field(default_factory=list)
+    exclude_resource_groups: list[str] = Field(default_factory=list)
+    exclude_tags: list[str] = Field(default_factory=list)
+
+    @field_validator("subscriptions", "exclude_subscriptions")
+    @classmethod
+    def _guids(cls, values: list[str]) -> list[str]:
+        import uuid
+
+        out = []
+        for value in values:
+            try:
+                out.append(str(uuid.UUID(value.strip())))
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not a subscription id (a GUID such as "
+                                 "'00000000-0000-0000-0000-000000000000')") from exc
+        return out
+
+    @field_validator("exclude_tags")
+    @classmethod
+    def _tags(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if "=" not in value or not value.split("=", 1)[0].strip():
+                raise ValueError(f"{value!r} is not a tag filter; write 'name=value' "
+                                 "(or 'name=' for any value)")
+        return values
+
+
+class Rules(_Strict):
+    pack: str = "ga-2025-07"
+    disabled: list[str] = Field(default_factory=list)
+    severity: dict[str, Literal["blocker", "warning", "unknown", "info"]] = Field(
+        default_factory=dict)
+    opt_out_tag: str = "backup-consistency=application"
+    target_policy_template: str = "{source}-crash"
+
+
+class Throttles(_Strict):
+    """Limits we keep ourselves, below Azure's (api-notes section 5)."""
+
+    arg_batch_size: int = Field(300, ge=1, le=1000)
+    arg_page_size: int = Field(1000, ge=1, le=1000)
+    arg_concurrency: int = Field(3, ge=1, le=15)
+    max_parallel: int = Field(16, ge=1, le=256)
+    per_vault: int = Field(4, ge=1, le=64)
+    http_retries: int = Field(8, ge=0, le=30)
+    http_backoff: float = Field(0.8, ge=0, le=60)
+    http_max_backoff: float = Field(60, ge=0, le=600)
+    polling_interval: float = Field(5, ge=0, le=120)
+    operation_timeout: float = Field(1800, gt=0)
+
+
+class Settings(_Strict):
+    cloud: str = "public"
+    endpoint: str | None = None
+    credential: Literal["default", "cli", "managed-identity", "emulator"] = "default"
+    ca_bundle: Path | None = None
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = Field(default=None, repr=False)
+    authority: str | None = None
+    state_store: str | None = None
+    output_dir: Path = Path("out")
+    scope: Scope = Field(default_factory=Scope)
+    rules: Rules = Field(default_factory=Rules)
+    throttles: Throttles = Field(default_factory=Throttles)
+
+    @field_validator("cloud")
+    @classmethod
+    def _cloud(cls, value: str) -> str:
+        lowered = value.strip().lower()
+        if lowered in CLOUDS:
+            return lowered
+        if lowered.startswith("https://"):
+            return value.strip().rstrip("/")
+        raise ValueError(f"must be one of {', '.join(CLOUDS)} or an https:// ARM endpoint")
+
+    @field_validator("endpoint", "authority")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith("https://"):
+            raise ValueError("must be an https:// URL (Azure SDKs send tokens only over TLS)")
+        return value.rstrip("/")
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("no such file; give the PEM file of the CA that signed the "
+                             "endpoint's certificate")
+        return value
+
+    def state_store_url(self) -> str:
+        if self.state_store:
+            return self.state_store
+        return f"sqlite:///{default_data_dir() / 'state.db'}"
+
+
+def default_data_dir() -> Path:
+    """Per-user data folder (XDG on Linux/macOS, LOCALAPPDATA on Windows)."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "ccmigrate"
+
+
+# -- loading --------------------------------------------------------------------------------
+
+class _Layers:
+    """Merged nested dict plus the source of every leaf key."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.origin: dict[tuple[str, ...], str] = {}
+
+    def add(self, values: dict[str, Any], source: str, prefix: tuple[str, ...] = ()) -> None:
+        target = self.data
+        for part in prefix:
+            target = target.setdefault(part, {})
+        for key, value in values.items():
+            path = (*prefix, key)
+            if isinstance(value, dict) and key not in ("severity",):
+                if not isinstance(target.get(key, {}), dict):
+                    target[key] = {}
+                self.add(value, source, path)
+            else:
+                target[key] = value
+                self.origin[path] = source
+
+    def source_of(self, loc: tuple[str | int, ...]) -> str:
+        parts = tuple(str(p) for p in loc)
+        while parts:
+            if parts in self.origin:
+                return self.origin[parts]
+            parts = parts[:-1]
+        return "the built-in defaults"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise SettingsError(f"settings file {path} does not exist; pass an existing file with "
+                            "--config (see config/ccmigrate.example.toml)") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from exc
+
+
+def _from_env(environ: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in ENV_IGNORED:
+            continue
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        target = out
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = _env_value(value)
+    return out
+
+
+def _env_value(value: str) -> Any:
+    """Lists in the environment are comma-separated; everything else is a string."""
+    if "," in value and not value.startswith("http"):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+_LIST_KEYS = {("scope", k) for k in Scope.model_fields} | {("rules", "disabled")}
+
+
+def _normalise_lists(data: dict[str, Any], prefix: tuple[str, ...] = ()) -> None:
+    for key, value in list(data.items()):
+        if isinstance(value, dict) and key != "severity":
+            _normalise_lists(value, (*prefix, key))
+        elif (*prefix, key) in _LIST_KEYS and isinstance(value, str):
+            data[key] = [v.strip() for v in value.split(",") if v.strip()]
+
+
+def load_settings(config: str | Path | None = None, *, flags: dict[str, Any] | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    """Build validated settings; raise ``SettingsError`` naming key, value, allowed and source."""
+    env = dict(os.environ if environ is None else environ)
+    layers = _Layers()
+    config_path = config or env.get("CCMIGRATE_CONFIG")
+    if config_path:
+        path = Path(config_path).expanduser()
+        source = f"settings file {path}"
+        layers.add(_read_toml(path), source)
+    env_values = _from_env(env)
+    for key, value in env_values.items():
+        env_name = f"{ENV_PREFIX}{key.upper()}"
+        if isinstance(value, dict):
+            for sub, sub_value in value.items():
+                layers.add({key: {sub: sub_value}},
+                           f"environment variable {env_name}__{sub.upper()}")
+        else:
+            layers.add({key: value}, f"environment variable {env_name}")
+    for key, value in (flags or {}).items():
+        if value is None or value == [] or value == ():
+            continue
+        path = key.split(".")
+        nested: Any = list(value) if isinstance(value, tuple) else value
+        for part in reversed(path[1:]):
+            nested = {part: nested}
+        layers.add({path[0]: nested}, f"command-line option --{path[-1].replace('_', '-')}")
+    _normalise_lists(layers.data)
+    try:
+        return Settings.model_validate(layers.data)
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc, layers)) from None
+
+
+def _explain(exc: ValidationError, layers: _Layers) -> str:
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc)
+    source = layers.source_of(loc)
+    if err["type"] == "extra_forbidden":
+        parent = loc[:-1]
+        model: type[BaseModel] = Settings
+        for part in parent:
+            field = model.model_fields.get(str(part))
+            if field is None or not isinstance(field.annotation, type):
+                break
+            model = field.annotation
+        allowed = ", ".join(sorted(model.model_fields))
+        return (f"unknown setting '{key}' in {source}; known keys here: {allowed} "
+                "(see config/ccmigrate.example.toml)")
+    value = err.get("input")
+    message = err["msg"].removeprefix("Value error, ")
+    if message.startswith("Input should be "):
+        message = "must be " + message.removeprefix("Input should be ")
+    return f"invalid setting {key} = {value!r} in {source}: {message}"
