@@ -13,7 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import SettingsError
 
@@ -51,6 +59,12 @@ class Scope(_Strict):
                 raise ValueError(f"{value!r} is not a subscription id (a GUID such as "
                                  "'00000000-0000-0000-0000-000000000000')") from exc
         return out
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Scope:
+        if self.subscriptions and self.management_groups:
+            raise ValueError("give subscriptions or management groups, not both")
+        return self
 
     @field_validator("exclude_tags")
     @classmethod
@@ -93,7 +107,7 @@ class Settings(_Strict):
     ca_bundle: Path | None = None
     tenant_id: str | None = None
     client_id: str | None = None
-    client_secret: str | None = Field(default=None, repr=False)
+    client_secret: SecretStr | None = None  # masked wherever settings are logged or stored
     authority: str | None = None
     state_store: str | None = None
     output_dir: Path = Path("out")

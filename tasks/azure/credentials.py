@@ -39,7 +39,8 @@ def build_credential(settings: Settings) -> TokenCredential:
                 "pass --endpoint and --ca-bundle from the JSON line `ccmigrate emulator serve` "
                 f"prints (missing: {', '.join(missing) or 'endpoint'})")
         return ClientSecretCredential(
-            settings.tenant_id, settings.client_id, settings.client_secret,  # type: ignore[arg-type]
+            settings.tenant_id, settings.client_id,  # type: ignore[arg-type]
+            settings.client_secret.get_secret_value(),  # type: ignore[union-attr]
             authority=settings.authority or settings.endpoint,
             disable_instance_discovery=True, **common)
     if kind == "cli":

@@ -1,0 +1,61 @@
+"""``ccmigrate``: one Typer app. Exit codes: 0 ok, 1 the job failed, 2 bad input."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+import typer
+
+from tasks.errors import CcmigrateError
+
+from . import cli_emulator, demo, discover
+
+app = typer.Typer(
+    name="ccmigrate",
+    help="Assess an Azure fleet for agentless crash-consistent VM backup and move VM backups "
+         "to it in throttled, verified, reversible waves.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(cli_emulator.app, name="emulator")
+app.command("demo")(demo.demo_command)
+app.command("discover")(discover.discover_command)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    # SIGTERM must unwind like Ctrl-C so context managers stop the emulator and Prefect server.
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Console entry point: user-facing errors become one line on stderr and an exit code."""
+    signal.signal(signal.SIGTERM, _terminate)
+    # azure-identity logs every failed attempt at WARNING; we report the outcome ourselves.
+    logging.getLogger("azure").setLevel(logging.ERROR)
+    try:
+        app(standalone_mode=False)
+    except CcmigrateError as err:
+        typer.secho(f"ccmigrate: error: {err}", err=True, fg=typer.colors.RED)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("ccmigrate: interrupted", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        sys.exit(1)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

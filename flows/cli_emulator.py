@@ -1,0 +1,117 @@
+"""``ccmigrate emulator``: generate fleet files and serve them over HTTPS on loopback."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tasks.errors import InputError
+
+app = typer.Typer(help="The local Azure emulator: generate fleets, serve them.",
+                  no_args_is_help=True)
+
+
+@app.command("generate")
+def generate(
+    vms: Annotated[int, typer.Option("--vms", min=1, help="Number of VMs.")],
+    out: Annotated[Path, typer.Option("--out", help="Fleet JSON file to write.")],
+    subscriptions: Annotated[int, typer.Option("--subscriptions", min=1,
+                                               help="Number of subscriptions.")] = 4,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same file.")] = 7,
+    spec: Annotated[Path | None, typer.Option(
+        "--spec", help="Proportions file; default config/demo-fleet.toml.",
+        show_default=False)] = None,
+) -> None:
+    """Write a realistic fleet file (ARM resources exactly as ARM returns them)."""
+    from emulator.generator import generate_fleet, load_spec, write_fleet
+
+    try:
+        spec_data = load_spec(spec) if spec else None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"--spec {spec}: {exc}") from exc
+    fleet = generate_fleet(vms=vms, subscriptions=subscriptions, seed=seed, spec=spec_data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_fleet(fleet, out)
+    kinds: dict[str, int] = {}
+    for res in fleet["resources"]:
+        kinds[res["type"]] = kinds.get(res["type"], 0) + 1
+    typer.echo(f"wrote {out}: {len(fleet['subscriptions'])} subscriptions, "
+               + ", ".join(f"{n} {t.rsplit('/', 1)[-1]}" for t, n in sorted(kinds.items())))
+
+
+@app.command("serve")
+def serve(
+    fleet: Annotated[Path | None, typer.Option("--fleet", help="Fleet file to serve.",
+                                               show_default=False)] = None,
+    demo: Annotated[int | None, typer.Option("--demo", help="Serve a generated fleet of N VMs.",
+                                             show_default=False)] = None,
+    port: Annotated[int, typer.Option("--port", help="Port; 0 picks a free one.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for --demo and for faults.")] = 7,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Log requests to stderr.")] = False,
+    retry_after: Annotated[int | None, typer.Option(
+        "--retry-after", help="Fixed Retry-After (s) on async responses.",
+        show_default=False)] = None,
+    operation_seconds: Annotated[float, typer.Option(
+        "--operation-seconds", help="Duration of async operations and jobs.")] = 0.3,
+    arg_quota: Annotated[int, typer.Option("--arg-quota",
+                                           help="Resource Graph queries per window.")] = 15,
+    latency_ms: Annotated[float, typer.Option("--latency-ms", help="Added latency.")] = 0.0,
+    rate_429: Annotated[float, typer.Option("--rate-429", help="Share of 429 answers.")] = 0.0,
+    rate_5xx: Annotated[float, typer.Option("--rate-5xx", help="Share of 500/503.")] = 0.0,
+    rate_drop: Annotated[float, typer.Option("--rate-drop", help="Share of dropped "
+                                             "connections.")] = 0.0,
+    stuck_operations: Annotated[bool, typer.Option("--stuck-operations",
+                                                   help="Operations never finish.")] = False,
+    fail_jobs_for: Annotated[list[str] | None, typer.Option(
+        "--fail-jobs-for", help="VM name or id whose jobs fail (repeatable).",
+        show_default=False)] = None,
+    resource_guard_vault: Annotated[list[str] | None, typer.Option(
+        "--resource-guard-vault", help="Vault protected by Resource Guard (repeatable).",
+        show_default=False)] = None,
+    client_secret: Annotated[str | None, typer.Option(
+        "--client-secret", help="Secret of the emulator's service principal.",
+        show_default=False)] = None,
+) -> None:
+    """Serve a fleet over HTTPS; print one JSON line with the connection facts once ready."""
+    from emulator.config import EmulatorConfig, Faults
+    from emulator.server import Emulator
+
+    from .emulated import demo_fleet, load_fleet_file
+
+    if (fleet is None) == (demo is None):
+        raise InputError("give exactly one of --fleet FLEET.json or --demo N")
+    rates = {"--rate-429": rate_429, "--rate-5xx": rate_5xx, "--rate-drop": rate_drop}
+    for flag, value in rates.items():
+        if not 0 <= value <= 1:
+            raise InputError(f"{flag} {value}: a share between 0 and 1, e.g. 0.05")
+    data = load_fleet_file(fleet) if fleet else demo_fleet(demo or 0, seed)
+    config = EmulatorConfig(seed=seed, verbose=verbose, retry_after=retry_after,
+                            operation_seconds=operation_seconds, job_seconds=operation_seconds,
+                            arg_quota=arg_quota)
+    if client_secret:
+        config.client_secret = client_secret
+    faults = Faults(latency_ms=latency_ms, rate_429=rate_429, rate_5xx=rate_5xx,
+                    rate_drop=rate_drop, stuck_operations=stuck_operations,
+                    fail_jobs_for=list(fail_jobs_for or []),
+                    resource_guard_vaults=list(resource_guard_vault or []))
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        emu = Emulator(data, port=port, config=config, faults=faults).start()
+    except OSError as exc:
+        raise InputError(f"--port {port}: cannot listen there ({exc.strerror}); "
+                         "use --port 0 for any free port") from exc
+    try:
+        sys.stdout.write(json.dumps(emu.connection_info()) + "\n")
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emu.stop()
