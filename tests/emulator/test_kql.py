@@ -528,6 +528,16 @@ def test_extend_adds_replaces_and_chains_columns(tables):
     assert list(row)[-2:] == ["size", "big"]
 
 
+def test_unnamed_extend_columns_get_fresh_column_names(tables):
+    q = compile_query(
+        "Resources | extend tolower(name) | extend strcat(name, '!'), "
+        "tostring(properties.hardwareProfile.vmSize)"
+    )
+    assert q.columns[-3:] == ("Column1", "Column2", "properties_hardwareProfile_vmSize")
+    row = q.run(tables)[0]
+    assert (row["Column1"], row["Column2"]) == ("vm-a", "vm-a!")
+
+
 def test_project_names_columns_like_kusto(tables):
     q = compile_query(
         "Resources | where name == 'vm-a' | project properties.hardwareProfile.vmSize, "
