@@ -38,19 +38,28 @@ Aggregations (summarize): count countif dcount sum avg min max any take_any make
   arg_max arg_min.
 ARG limits enforced (learn.microsoft.com .../resource-graph/concepts/query-language, 2024):
   at most 3 ``join`` per query, of which at most 1 may be cross-table unless every cross-table
-  join is between Resources and ResourceContainers (``TooManyJoins``); join flavors innerunique,
-  inner, leftouter, fullouter only (others: ``UnsupportedJoinFlavor``, ARG's own code); at most 3
-  ``mv-expand`` (``TooManyMvExpand``), each expanding at most 128 elements per row by default and
-  at most 400 with ``limit``; at most 3 ``union`` legs, within one table or between Resources
-  and ResourceContainers (``TooManyUnionLegs``/``DisallowedUnion``); no join hints.
+  join is between Resources and ResourceContainers (``TooManyJoins``); join flavors innerunique
+  (the default: one left row per key), inner, leftouter, fullouter only (leftanti, leftsemi ...
+  raise ``UnsupportedJoinFlavor``, the code ARG itself returns); no join hints; at most 3
+  ``mv-expand`` (``TooManyMvExpand``; ARG's table says 2, its limits paragraph says 3), each
+  expanding at most 128 elements per row by default and at most 400 (a larger ``limit`` is
+  clamped to 400); at most 3 ``union`` legs, within one table or between Resources and
+  ResourceContainers (``TooManyUnionLegs``/``DisallowedUnion``). RecoveryServicesResources
+  joins like any table: the 2021 docs said "join *to* only", the 2024 docs list it as "Yes".
 
 Semantics (Kusto's where it is cheap, see the tests): comparisons with null are false (``==`` and
 ``!=`` alike); string operators (``=~``, ``contains``, ``has``, ``in~`` ...) first apply
 ``tostring`` (null -> ""), so ``null !contains 'x'`` is true; ``and``/``or``/``where`` treat
 anything but ``true`` as false; functions that return strings never return null; ``isempty`` is
 true for null and ""; ``tostring`` of a bag or array is compact JSON; join keys that are null
-never match; a leftouter join's unmatched right columns are null. Output rows may share
-objects with the input tables: treat them as read-only.
+never match; a leftouter join's unmatched right columns are null and clashing right columns get
+the suffix 1 (``id1``); ``has`` treats every non-alphanumeric character as a term boundary;
+``mv-expand`` of null keeps the row with null, of an empty array or bag drops it, of a bag
+(kind=bag) yields one single-key bag per entry; ``make_set`` flattens arrays, ``make_list`` does
+not; unnamed columns are named as Kusto.Language names them (``properties.a.b`` ->
+``properties_a_b``, ``tostring(x.y)`` -> ``x_y``, ``count()`` -> ``count_``, ``make_list(x)`` ->
+``list_x``, ``take_any(x)`` -> ``x``, others ``Column1``...). Output rows may share objects with
+the input tables: treat them as read-only.
 """
 
 from __future__ import annotations
@@ -758,7 +767,19 @@ class _Compiler:
             inferred = f"{prefix}_{result_name(arg) if arg is not None else ''}"
         name = names.add(a.name, inferred, a.pos)
         f = fns[0] if fns else None
-        return [name], _AGG_IMPL[e.name](f)
+        impl = _AGG_IMPL[e.name](f)
+        if e.name in ("make_list", "make_set") and len(e.args) == 2:
+            size = e.args[1]
+            if not (isinstance(size, Lit) and type(size.value) is int and size.value > 0):
+                raise self.err(
+                    "InvalidArgument",
+                    f"{e.name}(): maxSize must be a positive integer literal",
+                    getattr(size, "pos", e.pos),
+                    e.name,
+                )
+            n, full = size.value, impl
+            return [name], lambda rows: [full(rows)[0][:n]]
+        return [name], impl
 
     def arg_extreme(
         self, a: Assign, e: Call, cols: list[str], names: _Names, by_cols: set[str]

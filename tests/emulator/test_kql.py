@@ -690,6 +690,21 @@ def test_summarize_default_aggregate_names(tables):
     assert vms["list_name"] == ["vm-a", "vm-b", "VM-C"] and vms["set_location"] == ["eastus"]
 
 
+def test_make_set_flattens_arrays_and_make_list_honours_max_size(tables):
+    rows = run(
+        "Resources | summarize zones = make_set(zones), names = make_list(name, 2)",
+        {
+            "resources": [
+                {"name": "a", "zones": ["1", "2"]},
+                {"name": "b", "zones": ["2", "3"]},
+                {"name": "c", "zones": None},
+            ]
+        },
+    )
+    assert rows == [{"zones": ["1", "2", "3"], "names": ["a", "b"]}]
+    assert rejected("Resources | summarize make_list(name, 0)").code == "InvalidArgument"
+
+
 def test_summarize_by_expression_takes_the_inner_column_name(tables):
     # ARG's documented example: summarize count() by tostring(properties.extended...)
     rows = run(
