@@ -225,6 +225,22 @@ Resources // the default table
     assert run(query, tables)[0] == {"name": "VM-C", "size": None}
 
 
+def test_double_slash_inside_a_string_is_not_a_comment(tables):
+    rows = run("Resources | where id contains '/subscriptions/' // real comment\n| count", tables)
+    assert rows == [{"Count": 4}]
+    assert scalar("'https://x' == \"https://x\"") is True
+
+
+def test_legacy_and_synonym_operator_spellings(tables):
+    assert run("Resources | filter name <> 'vm-a' | count", tables) == [{"Count": 3}]
+    rows = run(
+        "Resources | where name == 'vm-a' | mvexpand properties.storageProfile.dataDisks "
+        "| project lun = properties_storageProfile_dataDisks.lun",
+        tables,
+    )
+    assert rows == [{"lun": 0}, {"lun": 1}]
+
+
 def test_query_without_table_reads_resources(tables):
     q = compile_query("where type =~ 'Microsoft.Compute/virtualMachines' | count")
     assert q.tables == frozenset({"resources"})
