@@ -81,7 +81,7 @@ _TABLE: tuple[_Row, ...] = (
 
 
 def _facts(row: _Row) -> dict[str, Any]:
-    name, family, vcpus, mem, premium, disks, hyperv, temp_gb, acus, arch, per_core, extra = row
+    _name, family, vcpus, mem, premium, disks, hyperv, temp_gb, acus, arch, per_core, extra = row
     return {
         "family": family,
         "vcpus": vcpus,
