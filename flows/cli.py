@@ -36,25 +36,11 @@ def main() -> None:
     # azure-identity logs every failed attempt at WARNING; we report the outcome ourselves.
     logging.getLogger("azure").setLevel(logging.ERROR)
     try:
-        app(standalone_mode=False)
+        # Standalone mode: Click answers usage errors (exit 2), --help, and Ctrl-C (exit 1).
+        app()
     except CcmigrateError as err:
         typer.secho(f"ccmigrate: error: {err}", err=True, fg=typer.colors.RED)
         sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("ccmigrate: interrupted", err=True)
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("Aborted.", err=True)
-        sys.exit(1)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Telemetry is off in both cases.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import subprocess
@@ -98,12 +99,65 @@ class LocalPrefectServer:
         self.process = None
 
 
+class _HideUserErrors(logging.Filter):
+    """Prefect logs every failed run with its traceback; for a user's mistake (a
+    ``CcmigrateError``) the CLI prints one clear line instead, so the console drops those
+    records. The API handler still sends them to the Prefect server."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, CcmigrateError):
+            return False
+        return not (record.levelno >= logging.ERROR and "Error(" in record.getMessage()
+                    and any(n in record.getMessage() for n in _USER_ERROR_NAMES))
+
+
+_USER_ERROR_NAMES = ("InputError(", "SettingsError(", "AuthenticationError(",
+                     "AuthorizationError(", "AzureError(", "CcmigrateError(")
+
+
+def _quiet_console() -> None:
+    from prefect.logging.configuration import ensure_logging_setup
+
+    ensure_logging_setup()  # Prefect configures logging lazily; do it now, then add our filter
+
+    names = ["prefect", *[n for n in logging.root.manager.loggerDict if n.startswith("prefect")]]
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in names)]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and not any(
+                    isinstance(f, _HideUserErrors) for f in handler.filters):
+                handler.addFilter(_HideUserErrors())
+
+
+def _drain() -> None:
+    """Flush Prefect's log and event workers while the server still answers, so stopping it
+    leaves no 'Error logging to API' noise behind."""
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        for call in (lambda: APILogWorker.instance().drain(), EventsWorker.drain_all):
+            try:
+                result = call()
+                if inspect.isawaitable(result):
+                    await result
+            except RuntimeError:  # a worker that never started
+                pass
+
+    run_coro_as_sync(drain())
+
+
 @contextlib.contextmanager
 def prefect_runtime() -> Iterator[str]:
     """Make Prefect usable for the duration of the block; yield the API URL in use."""
     quiet_environment()
     external = os.environ.get("PREFECT_API_URL")
     if external:
+        _quiet_console()
         yield external
         return
     server = LocalPrefectServer(Path(os.environ["PREFECT_HOME"]))
@@ -113,7 +167,11 @@ def prefect_runtime() -> Iterator[str]:
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings(updates={PREFECT_API_URL: url}):
-            yield url
+            _quiet_console()
+            try:
+                yield url
+            finally:
+                _drain()
     finally:
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()

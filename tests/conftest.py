@@ -27,3 +27,13 @@ def fresh_emulator():
     """A running emulator whose state no other test has touched."""
     with Emulator(small_fleet()) as emu:
         yield emu
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One Prefect API server for the whole test session (start-up costs seconds). CLI runs in
+    subprocesses inherit ``PREFECT_API_URL`` and use it instead of starting their own."""
+    from flows.prefect_runtime import prefect_runtime
+
+    with prefect_runtime() as url:
+        yield url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from azure.core.credentials import TokenCredential
@@ -24,7 +25,8 @@ def build_credential(settings: Settings) -> TokenCredential:
     )
 
     cloud = resolve_cloud(settings.cloud)
-    authority = settings.authority or cloud.authority
+    # DefaultAzureCredential's own AZURE_AUTHORITY_HOST is honoured unless settings say otherwise.
+    authority = settings.authority or os.environ.get("AZURE_AUTHORITY_HOST") or cloud.authority
     custom_authority = authority not in {c.authority for c in CLOUDS.values()}
     common: dict[str, Any] = {}
     if settings.ca_bundle:

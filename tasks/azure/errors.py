@@ -49,6 +49,14 @@ def error_message(exc: HttpResponseError) -> str:
     return exc.message if hasattr(exc, "message") else str(exc)
 
 
+TLS_HINT = ("the server's TLS certificate is not trusted: check --ca-bundle (for the emulator, "
+            "the ca_bundle path it printed)")
+
+
+def _tls_failure(text: str) -> bool:
+    return "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in text or "[SSL" in text
+
+
 def _from_arm(exc: HttpResponseError) -> bool:
     """True for ARM's 401s; False for failures of the credential itself (token endpoint,
     CLI, managed identity), which the SDK raises as the same exception type."""
@@ -63,9 +71,12 @@ def translate(exc: Exception, what: str) -> AzureError:
     """Map one SDK exception to our hierarchy; ``what`` says what we were doing."""
     if isinstance(exc, ClientAuthenticationError) and not _from_arm(exc):
         text = str(exc.message if hasattr(exc, "message") else exc).split(" Trace ID:")[0]
-        hint = ("check the client secret (AADSTS7000215 means the secret is wrong)"
-                if "7000215" in text else
-                "sign in again (`az login`) or check the credential settings")
+        if "7000215" in text:
+            hint = "check the client secret (AADSTS7000215 means the secret is wrong)"
+        elif _tls_failure(text):
+            hint = TLS_HINT
+        else:
+            hint = "sign in again (`az login`) or check the credential settings"
         return AuthenticationError(f"could not get an Azure token while {what}: "
                                    f"{text.splitlines()[0]} -> {hint}")
     if isinstance(exc, HttpResponseError):
@@ -86,8 +97,9 @@ def translate(exc: Exception, what: str) -> AzureError:
         return AzureError(f"Azure answered {status} {code or ''} while {what}: {message}".replace(
             "  ", " "), status=status, code=code)
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
-        return AzureError(f"could not reach Azure while {what}: {exc} -> check --endpoint, "
-                          "--ca-bundle and the network")
+        hint = TLS_HINT if _tls_failure(str(exc)) else "check --endpoint and the network"
+        return AzureError(f"could not reach Azure while {what}: {str(exc).splitlines()[0]} "
+                          f"-> {hint}")
     return AzureError(f"unexpected error while {what}: {type(exc).__name__}: {exc}")
 
 

@@ -1,0 +1,124 @@
+"""Settings: precedence, and one clear message (key, value, allowed, source) for bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tasks.errors import SettingsError
+from tasks.settings import load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_example_settings_file_is_valid_and_matches_defaults():
+    from_file = load_settings(REPO / "config" / "ccmigrate.example.toml", environ={})
+    defaults = load_settings(environ={})
+    assert from_file.model_dump() == defaults.model_dump()
+
+
+def test_flags_beat_environment_beat_file(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('credential = "cli"\n[throttles]\nmax_parallel = 4\n')
+    env = {"CCMIGRATE_THROTTLES__MAX_PARALLEL": "8", "CCMIGRATE_CREDENTIAL": "managed-identity"}
+    settings = load_settings(cfg, environ=env, flags={"credential": "emulator"})
+    assert settings.throttles.max_parallel == 8
+    assert settings.credential == "emulator"
+
+
+def test_config_path_can_come_from_environment(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('cloud = "usgov"\n')
+    assert load_settings(environ={"CCMIGRATE_CONFIG": str(cfg)}).cloud == "usgov"
+
+
+def test_bad_value_in_file_names_key_value_allowed_and_file(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[throttles]\nmax_parallel = 0\n')
+    with pytest.raises(SettingsError) as err:
+        load_settings(cfg, environ={})
+    message = str(err.value)
+    assert "throttles.max_parallel" in message
+    assert "0" in message
+    assert "greater than or equal to 1" in message
+    assert str(cfg) in message
+
+
+def test_bad_credential_kind_lists_the_allowed_kinds():
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ={"CCMIGRATE_CREDENTIAL": "password"})
+    message = str(err.value)
+    assert "'password'" in message
+    assert "'default', 'cli', 'managed-identity' or 'emulator'" in message
+    assert "environment variable CCMIGRATE_CREDENTIAL" in message
+
+
+def test_bad_cloud_from_flag_names_the_flag():
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ={}, flags={"cloud": "mars"})
+    assert "command-line option --cloud" in str(err.value)
+    assert "public, usgov, china or an https:// ARM endpoint" in str(err.value)
+
+
+def test_unknown_key_lists_known_keys(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[throttles]\nmax_paralel = 3\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings(cfg, environ={})
+    assert "unknown setting 'throttles.max_paralel'" in str(err.value)
+    assert "max_parallel" in str(err.value)
+
+
+def test_subscription_must_be_a_guid():
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ={}, flags={"scope.subscriptions": ["prod-sub"]})
+    assert "'prod-sub' is not a subscription id" in str(err.value)
+    assert "--subscriptions" in str(err.value)
+
+
+def test_subscriptions_and_management_groups_are_exclusive():
+    with pytest.raises(SettingsError, match="not both"):
+        load_settings(environ={}, flags={
+            "scope.subscriptions": ["11111111-1111-4111-8111-111111111111"],
+            "scope.management_groups": ["mg"]})
+
+
+def test_endpoint_must_be_https():
+    with pytest.raises(SettingsError, match="https://"):
+        load_settings(environ={"CCMIGRATE_ENDPOINT": "http://127.0.0.1:8080"})
+
+
+def test_missing_ca_bundle_file_is_reported(tmp_path):
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ={"CCMIGRATE_CA_BUNDLE": str(tmp_path / "nope.pem")})
+    assert "ca_bundle" in str(err.value) and "no such file" in str(err.value)
+
+
+def test_missing_and_invalid_settings_files(tmp_path):
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings(tmp_path / "missing.toml", environ={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("cloud = \n")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(bad, environ={})
+
+
+def test_comma_separated_environment_lists():
+    env = {"CCMIGRATE_SCOPE__EXCLUDE_TAGS": "env=sandbox,owner=",
+           "CCMIGRATE_SCOPE__EXCLUDE_RESOURCE_GROUPS": "rg-temp"}
+    scope = load_settings(environ=env).scope
+    assert scope.exclude_tags == ["env=sandbox", "owner="]
+    assert scope.exclude_resource_groups == ["rg-temp"]
+
+
+def test_client_secret_never_shows_in_repr():
+    settings = load_settings(environ={"CCMIGRATE_CLIENT_SECRET": "hunter2"})
+    assert "hunter2" not in repr(settings)
+    assert settings.client_secret.get_secret_value() == "hunter2"
+
+
+def test_default_state_store_is_sqlite_in_user_data_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    url = load_settings(environ={}).state_store_url()
+    assert url == f"sqlite:///{tmp_path}/ccmigrate/state.db"
