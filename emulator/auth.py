@@ -113,7 +113,9 @@ class TokenIssuer:
             raise self._arm_401("InvalidAuthenticationToken", "The access token is invalid.")
         now = time.time()
         if force_expired or claims["exp"] <= now:
-            exp = datetime.fromtimestamp(claims["exp"], UTC).strftime("%m/%d/%Y %H:%M:%S")
+            # A forced expiry stands for clock skew or a revoked session: report a past expiry.
+            expired_at = min(claims["exp"], now - 300)
+            exp = datetime.fromtimestamp(expired_at, UTC).strftime("%m/%d/%Y %H:%M:%S")
             cur = datetime.fromtimestamp(now, UTC).strftime("%m/%d/%Y %H:%M:%S")
             raise self._arm_401(
                 "ExpiredAuthenticationToken",
