@@ -19,7 +19,7 @@ from tasks.settings import Settings
 from . import options as opt
 
 
-def census_batch(settings: Settings, subscriptions: list[str], gate) -> dict[str, Any]:  # noqa: ANN001
+def census_batch(settings: Settings, subscriptions: list[str], gate) -> dict[str, Any]:
     """Count VMs by subscription and region for one batch of subscriptions."""
     from tasks.azure.clients import AzureAccess
     from tasks.azure.resource_graph import iter_pages

@@ -55,9 +55,9 @@ def build_settings(*, config: Path | None = None, endpoint: str | None = None,
 
 def with_emulator_principal(settings: Settings, info: dict[str, str] | None = None) -> Settings:
     """Fill the emulator's service principal (defaults, or a running emulator's ``info``)."""
-    from emulator.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT
-
     from pydantic import SecretStr
+
+    from emulator.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT
 
     info = info or {}
     secret = info.get("client_secret")

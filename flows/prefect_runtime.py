@@ -48,7 +48,7 @@ def _healthy(url: str) -> bool:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:  # noqa: S310 - loopback
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
             return resp.status == 200
     except OSError:
         return False

@@ -10,7 +10,8 @@ TENANT = "72f988bf-0000-4000-8000-00000000e7e1"
 
 
 def vm_id(sub: str, rg: str, name: str) -> str:
-    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}"
+    return (f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/"
+            f"virtualMachines/{name}")
 
 
 def disk_id(sub: str, rg: str, name: str) -> str:
@@ -18,7 +19,8 @@ def disk_id(sub: str, rg: str, name: str) -> str:
 
 
 def vault_id(sub: str, rg: str, name: str) -> str:
-    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults/{name}"
+    return (f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/"
+            f"vaults/{name}")
 
 
 def make_vm(sub: str, rg: str, name: str, *, location: str = "eastus",

@@ -26,7 +26,7 @@ class Scope:
         return [s["subscriptionId"] for s in self.subscriptions]
 
 
-def resolve_scope(settings: Settings, client, gate=None) -> Scope:  # noqa: ANN001
+def resolve_scope(settings: Settings, client, gate=None) -> Scope:
     """List the subscriptions in scope, as Resource Graph sees them for this credential."""
     from ..azure.resource_graph import iter_pages
 
