@@ -127,14 +127,7 @@ def _filter_tables(world: World, subs: set[str]) -> dict[str, list[dict]]:
             for name, rows in tables.items()}
 
 
-def _table_format(rows: list[dict]) -> dict:
-    columns: list[str] = []
-    seen: set[str] = set()
-    for row in rows[:1] or []:
-        for key in row:
-            if key not in seen:
-                seen.add(key)
-                columns.append(key)
+def _table_format(rows: list[dict], columns: list[str]) -> dict:
 
     def kind(value: Any) -> str:
         if isinstance(value, bool):
@@ -232,7 +225,7 @@ def _query(world: World, req: Request) -> Response:
             out["$skipToken"] = _encode_token(snap, offset + size)
         else:
             out["resultTruncated"] = "true"
-    out["data"] = page if fmt == "objectArray" else _table_format(page)
+    out["data"] = page if fmt == "objectArray" else _table_format(page, list(query.columns))
     if body.get("facets"):
         out["facets"] = [_facet(f, rows) for f in body["facets"]]
     return Response(200, out)

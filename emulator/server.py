@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from . import compute
+from . import arg, backup, compute
 from .auth import TokenIssuer, _OAuthError
 from .config import EmulatorConfig, Faults
 from .http import ArmError, Request, Response, Router
@@ -77,15 +77,7 @@ def token(world: World, req: Request, tenant: str) -> Response:
 
 
 def _routers() -> list[Router]:
-    routers = [admin, auth, compute.router]
-    # TODO(foundation): import these at module level once kql.py and backup.py have landed.
-    for name in ("arg", "backup"):
-        try:
-            module = __import__(f"emulator.{name}", fromlist=["router"])
-        except ImportError:
-            continue
-        routers.append(module.router)
-    return routers
+    return [admin, auth, arg.router, compute.router, backup.router]
 
 
 class _Handler(BaseHTTPRequestHandler):
