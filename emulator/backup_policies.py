@@ -61,9 +61,13 @@ def policy_type(policy: dict | None) -> str:
 
 
 def policy_view(policy: dict, *, single: bool = False) -> dict[str, Any]:
-    """The policy as ARM returns it (v2-Get-Policy.json carries resourceGuardOperationRequests)."""
+    """The policy as ARM returns it: v2-Get-Policy.json carries resourceGuardOperationRequests,
+    V1 schedules carry scheduleWeeklyFrequency (BackupPolicies_List.json)."""
     props = dict(policy.get("properties") or {})
     props.setdefault("protectedItemsCount", 0)
+    schedule = props.get("schedulePolicy")
+    if isinstance(schedule, dict) and schedule.get("schedulePolicyType") == "SimpleSchedulePolicy":
+        props["schedulePolicy"] = {"scheduleWeeklyFrequency": 0, **schedule}
     if single:
         props.setdefault("resourceGuardOperationRequests", None)
     return {**policy, "properties": props}
@@ -172,6 +176,8 @@ def validate_policy(body: Any, existing: dict | None) -> dict:
         raise _invalid(f"The policy type of an existing policy can't change "
                        f"({policy_type(existing)} to {kind}); create a new policy instead.")
     props["policyType"] = kind
+    if not v2:  # the service stores it (ProtectionPolicies_CreateOrUpdate_Simple.json)
+        props["schedulePolicy"] = {"scheduleWeeklyFrequency": 0, **schedule}
     props.pop("protectedItemsCount", None)
     props.pop("resourceGuardOperationRequests", None)
     return props

@@ -65,8 +65,8 @@ class Operation:
     kind: str  # "policy", "policy-delete", "item", "item-delete", "backup"
     target_id: str  # the policy or protected item the operation works on
     started: datetime
-    duration: float  # seconds from start to due; math.inf when stuck
-    due: float  # time.monotonic() deadline
+    duration: float  # configured seconds from start to due (also when stuck)
+    due: float  # time.monotonic() deadline; math.inf when stuck
     start_mono: float = field(default_factory=time.monotonic)
     job_ids: list[str] = field(default_factory=list)
     status: str = "InProgress"
@@ -78,6 +78,7 @@ class Operation:
         return self.status != "InProgress"
 
     def remaining(self) -> float:
+        """Seconds left; a stuck operation always seems to need its full duration."""
         return self.duration if math.isinf(self.due) else max(0.0, self.due - time.monotonic())
 
     def finish(self, error: dict[str, str] | None = None) -> None:
@@ -122,10 +123,9 @@ class BackupService:
 
     def new_operation(self, vault_id: str, kind: str, target_id: str,
                       seconds: float) -> Operation:
-        duration = self.duration(seconds)
         now = time.monotonic()
-        op = Operation(new_id(), vault_id, kind, target_id, utcnow(), duration, now + duration,
-                       start_mono=now)
+        op = Operation(new_id(), vault_id, kind, target_id, utcnow(), max(0.0, seconds),
+                       now + self.duration(seconds), start_mono=now)
         with self.lock:
             self.ops[op.id] = op
         return op
