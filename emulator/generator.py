@@ -1167,11 +1167,11 @@ class _Builder:
         vi = int(self.rnd() * len(vaults))
         vault_id = vaults[vi]
         if p == STOPPED:
-            if self.rnd() < self.suspended_share:
-                self._item(vault_id, rg, vm, vm_id, "BackupsSuspended",
-                           self._pick_policy(vault_id, "enhanced"))
-            else:
-                self._item(vault_id, rg, vm, vm_id, "ProtectionStopped", None)
+            # Stopped items keep their (Enhanced, app-consistent) policy, as ARM shows them
+            # after "stop backup, retain data": no reading of them can make a rule fire.
+            stopped = "BackupsSuspended" if self.rnd() < self.suspended_share \
+                else "ProtectionStopped"
+            self._item(vault_id, rg, vm, vm_id, stopped, self._pick_policy(vault_id, "enhanced"))
             return 1
         if p == DANGLING:
             name = self._choice(self.dangling_names)
@@ -1186,7 +1186,8 @@ class _Builder:
         self._item(vault_id, rg, vm, vm_id, state, policy)
         if second and len(vaults) > 1:
             other = (vi + 1 + int(self.rnd() * (len(vaults) - 1))) % len(vaults)
-            self._item(vaults[other], rg, vm, vm_id, "ProtectionStopped", None)
+            self._item(vaults[other], rg, vm, vm_id, "ProtectionStopped",
+                       self._pick_policy(vaults[other], "enhanced"))
             return 2
         return 1
 
@@ -1196,7 +1197,7 @@ class _Builder:
         return {"id": pol["id"], "name": pol["name"], "v": pol["properties"]["policyType"]}
 
     def _item(self, vault_id: str, rg: str, vm: str, vm_id: str, state: str,
-              policy: dict | None) -> None:
+              policy: dict) -> None:
         """One protected item, shaped like Compute_ProtectedItem_Get."""
         clock = self.clock
         container = f"iaasvmcontainerv2;{rg.lower()};{vm.lower()}"
@@ -1225,12 +1226,10 @@ class _Builder:
             props["lastBackupTime"] = clock.z(last, self._int(0, 999_999))
             props["lastRecoveryPoint"] = clock.z(last + self._int(60, 900),
                                                  self._int(0, 999_999))
-        if policy is None:
-            props["policyId"] = ""
-        else:
-            props["policyId"] = policy["id"]
-            props["policyName"] = policy["name"]
-            props["policyType"] = policy["v"]
+        props["policyId"] = policy["id"]
+        props["policyName"] = policy["name"]
+        props["policyType"] = policy["v"]
+        if state != "ProtectionStopped":  # a stopped item no longer counts for its policy
             self.policy_count[policy["id"]] = self.policy_count.get(policy["id"], 0) + 1
         props["protectedItemDataId"] = str(self._int(10 ** 17, 10 ** 18 - 1))
         props["protectedItemType"] = VM_TYPE

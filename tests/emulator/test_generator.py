@@ -149,23 +149,26 @@ def test_protected_items_point_into_their_own_vault(generated) -> None:
         vault = idx.by_id[vault_of(item["id"])]
         assert vault["location"] == vm["location"]
         assert vault["id"].split("/")[2] == vm["id"].split("/")[2]
-        if props["protectionState"] == "ProtectionStopped":
-            assert props["policyId"] == ""
-            continue
         assert vault_of(props["policyId"]) == vault["id"].lower()
         policy = idx.by_id.get(props["policyId"].lower())
         if policy is None:
             dangling += 1
             assert "PROTECTION_DATA_UNREADABLE" in truth[vm["id"]].rules
+            assert props["protectionState"] not in ("ProtectionStopped", "BackupsSuspended")
         else:
             assert props["policyType"] == policy["properties"]["policyType"]
             assert props["policyName"] == policy["name"]
+            if props["protectionState"] in ("ProtectionStopped", "BackupsSuspended"):
+                # stopped items keep an Enhanced app-consistent policy: nothing can fire on it
+                assert props["policyType"] == "V2"
+                assert "snapshotConsistencyType" not in policy["properties"]
     assert dangling >= 1
 
 
 def test_protected_items_count_matches_the_items(generated) -> None:
     _, _, idx = generated
-    counts = Counter(i["properties"]["policyId"].lower() for i in idx.of(ITEM_T))
+    counts = Counter(i["properties"]["policyId"].lower() for i in idx.of(ITEM_T)
+                     if i["properties"]["protectionState"] != "ProtectionStopped")
     for pol in idx.of(POLICY_T):
         assert pol["properties"]["protectedItemsCount"] == counts.get(pol["id"].lower(), 0)
     assert sum(p["properties"]["protectedItemsCount"] for p in idx.of(POLICY_T)) > 1000
