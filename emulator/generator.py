@@ -242,7 +242,7 @@ def _validate_spec(spec: dict, source: str) -> None:
                        f"{lo} <= min <= max")
 
     for key in ("unprotected", "stopped", "standard_policy", "crash_consistent",
-                "dangling_policy", "stopped_suspended_share"):
+                "dangling_policy", "stopped_suspended_share", "unprotected_without_vault"):
         number("protection", key, 0, 1)
     if sum(spec["protection"][k] for k in ("unprotected", "stopped", "standard_policy",
                                           "crash_consistent", "dangling_policy")) > 1:
@@ -733,7 +733,8 @@ class _Builder:
         apps = spec["shape"]["apps"]
         self.rgs: dict[tuple[int, str], list[tuple[str, str]]] = {}
         self.region_vaults: dict[tuple[int, str], list[str]] = {}
-        self.sub_pickers: list[tuple[_Picker, _Picker]] = []
+        # Per subscription: regions with vaults, and regions without (None when it has none).
+        self.sub_pickers: list[tuple[_Picker, _Picker | None]] = []
         vaultless = spec["shape"]["vaultless_region_share"]
         per_region = int(spec["shape"]["vaults_per_region"])
         for s in range(self.n_subs):
@@ -756,8 +757,10 @@ class _Builder:
                 self.rgs[(s, r)] = [(f"rg-{a}-{env}-{short}", a) for a in picked]
             for r in vaulted:
                 self._make_vaults(s, r, per_region)
-            self.sub_pickers.append((_Picker({r: self.region_weights[r] for r in chosen}),
-                                     _Picker({r: self.region_weights[r] for r in vaulted})))
+            bare = [r for r in chosen if r not in vaulted]
+            self.sub_pickers.append((
+                _Picker({r: self.region_weights[r] for r in vaulted}),
+                _Picker({r: self.region_weights[r] for r in bare}) if bare else None))
 
     def _make_vaults(self, s: int, region: str, count: int) -> None:
         """`count` vaults in one subscription+region, shaped like GETVault, each with every
@@ -816,6 +819,13 @@ class _Builder:
     def build(self) -> tuple[dict, dict[str, VmTruth]]:
         self._estate()
         prot, finding, state, second = self._assign_labels()
+        # Exactly this many unprotected VMs live where their subscription has no vault (if it
+        # has such a region); every other VM lives in a region with vaults.
+        unprotected = [i for i in range(self.n) if prot[i] == UNPROTECTED]
+        bare_flags = _labels(self.rng, len(unprotected),
+                             {"y": self.spec["protection"]["unprotected_without_vault"]}, "n",
+                             False)
+        no_vault = dict(zip(unprotected, bare_flags, strict=True))
         width = max(5, len(str(self.n)))
         sovereign = self.spec["shape"]["sovereign_region"]
         for i in range(self.n):
@@ -826,8 +836,9 @@ class _Builder:
                 rg = f"rg-govpilot-{self.subs[s]['_env']}-{_REGION_SHORT.get(region, region[:4])}"
                 app = "govpilot"
             else:
-                anywhere, with_vault = self.sub_pickers[s]
-                region = (anywhere if p == UNPROTECTED else with_vault).pick(self.rnd)
+                with_vault, without = self.sub_pickers[s]
+                picker = without if without and no_vault.get(i) == "y" else with_vault
+                region = picker.pick(self.rnd)
                 rg, app = self._choice(self.rgs[(s, region)])
             self._vm(i, s, region, rg, app, p, f, state[i], second[i], width)
         for pol in self.policies:

@@ -283,6 +283,25 @@ def test_proportions_keep_a_movable_majority(generated) -> None:
     assert 0.06 * n <= readiness["already_crash_consistent"] <= 0.10 * n
 
 
+def test_vaultless_regions_hold_only_unprotected_vms(generated) -> None:
+    _, truth, idx = generated
+    vault_places = {(v["id"].split("/")[2], v["location"]) for v in idx.of(VAULT_T)}
+    bare = [vm for vm in idx.of(VM_T) if not truth[vm["id"]].vault_in_region]
+    assert bare
+    for vm in bare:
+        assert (vm["id"].split("/")[2], vm["location"]) not in vault_places
+        assert truth[vm["id"]].items == 0 and vm["id"].lower() not in idx.items_by_vm
+
+
+@pytest.mark.parametrize("subscriptions", [1, 3])
+def test_candidates_for_new_protection_hold_with_few_subscriptions(subscriptions: int) -> None:
+    for seed in range(10):
+        _, truth = generate_fleet_with_truth(200, subscriptions, seed=seed)
+        candidates = sum(not t.blockers and t.items == 0 and t.vault_in_region
+                         for t in truth.values())
+        assert candidates >= 10, seed  # 5% of 200
+
+
 def test_ready_vms_carry_nothing_that_could_hold_them_back(generated) -> None:
     _, truth, idx = generated
     policies = {p["id"].lower(): p for p in idx.of(POLICY_T)}
