@@ -478,11 +478,18 @@ def test_default_spec_loads_and_documents_every_key() -> None:
     spec = load_spec(DEFAULT_SPEC_PATH)
     assert set(spec["findings"]) == set(FINDING_RULES)
     text = DEFAULT_SPEC_PATH.read_text()
-    for section in ("fleet", "shape", "protection", "item_state", "findings", "extras"):
+    sections = ("fleet", "shape", "protection", "item_state", "findings", "extras",
+                "workload_database", "opt_out", "disks")
+    for section in sections:
         for key in spec[section]:
             line = next(ln for ln in text.splitlines() if ln.startswith(f"{key} ="))
             before = text[:text.index(line)].rstrip().splitlines()[-1]
             assert before.startswith("#") or "#" in line, f"[{section}] {key} is undocumented"
+    first_policy = text[text.index("[[policies]]"):]
+    first_policy = first_policy[:first_policy.index("[[policies]]", 1)]
+    for key in spec["policies"][0]:
+        assert f"{key} = " in first_policy and "#" in next(
+            ln for ln in first_policy.splitlines() if ln.startswith(f"{key} =")), key
 
 
 def test_a_partial_spec_overrides_the_default() -> None:
