@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -234,7 +236,10 @@ class Emulator:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Emulator:
-        tls = make_tls(self._workdir)
+        self._own_dir = None
+        if self._workdir is None:
+            self._own_dir = Path(tempfile.mkdtemp(prefix="ccmigrate-emulator-"))
+        tls = make_tls(self._workdir or self._own_dir)
         self.ca_bundle = tls.ca_bundle
         server = _Server(("127.0.0.1", self._port), self.world, tls.context)
         self._server = server
@@ -254,6 +259,9 @@ class Emulator:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if getattr(self, "_own_dir", None):
+            shutil.rmtree(self._own_dir, ignore_errors=True)  # the CA file lives there
+            self._own_dir = None
 
     def __enter__(self) -> Emulator:
         return self.start()
