@@ -1,0 +1,1 @@
+"""Contract tests: the emulator against Microsoft's published REST API examples, via the SDKs."""
