@@ -12,6 +12,7 @@ Validation is one plain loop over the resources (no jsonschema): a 100k-VM fleet
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from pathlib import Path
@@ -77,7 +78,7 @@ def load_fleet(path: str | Path) -> dict:
     except OSError as err:
         raise FleetError(source, "", f"cannot be read ({err.strerror or err})") from None
     try:
-        fleet = json.loads(raw)
+        fleet = _parse(raw)
     except UnicodeDecodeError as err:
         raise FleetError(source, "", f"is not UTF-8 text (byte {err.start}); fleet files are "
                          "UTF-8 JSON") from None
@@ -87,6 +88,26 @@ def load_fleet(path: str | Path) -> dict:
         ) from None
     validate_fleet(fleet, source)
     return fleet
+
+
+def _parse(raw: bytes) -> Any:
+    """orjson when installed (it comes with Prefect; ~5x faster on a 600 MB fleet), else the
+    stdlib. On any orjson error the stdlib parses again: it accepts what it accepts and its
+    error carries the line and column users need."""
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - orjson ships with prefect
+        return json.loads(raw)
+    # Millions of new containers make the cyclic GC rescan a growing heap; none form cycles.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _describe(value: Any) -> str:

@@ -547,19 +547,20 @@ def generate_fleet_with_truth(vms: int, subscriptions: int, seed: int,
 
 
 def _encoder() -> Callable[[Any], bytes]:
-    """Compact JSON as bytes. orjson (installed with Prefect) when present, else the stdlib;
-    for fleets (ASCII text, ints, bools, null) both give the same bytes."""
+    """Compact UTF-8 JSON as bytes: orjson (installed with Prefect) when present, else the
+    stdlib; both give the same bytes for fleets (strings, ints, bools, null)."""
     try:
         import orjson
     except ImportError:  # pragma: no cover - orjson ships with prefect
-        enc = json.JSONEncoder(separators=(",", ":")).encode
+        enc = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
         return lambda value: enc(value).encode("utf-8")
     return orjson.dumps
 
 
 def write_fleet(fleet: dict, path: str | Path) -> None:
     """Write compact JSON, resource by resource, so a 100k-VM fleet (~600 MB) never needs a second
-    copy as one string. Bytes equal json.dumps(fleet, separators=(",", ":")).encode()."""
+    copy as one string. Bytes equal json.dumps(fleet, separators=(",", ":"),
+    ensure_ascii=False).encode()."""
     enc = _encoder()
     with Path(path).open("wb") as fh:
         fh.write(b"{")

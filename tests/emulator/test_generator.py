@@ -450,11 +450,13 @@ def test_same_seed_same_bytes_and_different_seed_different(tmp_path: Path) -> No
 
 
 def test_write_fleet_is_compact_json(tmp_path: Path) -> None:
-    fleet = generate_fleet(50, 2, seed=1)
+    fleet = generate_fleet(50, 2, seed=1, spec={"fleet": {"organisation": "fabrikam-ø"}})
     path = tmp_path / "fleet.json"
     write_fleet(fleet, path)
-    assert path.read_bytes() == json.dumps(fleet, separators=(",", ":")).encode()
-    assert json.loads(path.read_text()) == fleet
+    expected = json.dumps(fleet, separators=(",", ":"), ensure_ascii=False).encode()
+    assert path.read_bytes() == expected
+    assert json.loads(path.read_text(encoding="utf-8")) == fleet
+    assert fleet["subscriptions"][0]["displayName"] == "fabrikam-ø-prod-01"
 
 
 def test_small_and_empty_fleets(tmp_path: Path) -> None:
