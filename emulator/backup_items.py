@@ -47,7 +47,7 @@ from .operations import (
     status_response,
     vault_or_404,
 )
-from .state import ITEM, VM, parse_id
+from .state import ITEM, VAULT, VM, parse_id
 from .world import World
 
 router = Router()
@@ -183,11 +183,13 @@ def _validate_new_item(world: World, vault: dict, fabric: str, container: str, i
                        f"VM '{vm['name']}' is in '{vm.get('location')}' and vault "
                        f"'{vault['name']}' is in '{vault.get('location')}'; a VM can only be "
                        "protected by a vault in its own region.")
-    for other in world.state.of_type(ITEM):
-        props = other.get("properties") or {}
-        if (props.get("sourceResourceId") or "").lower() == vm["id"].lower() and not other[
-                "id"].lower().startswith(vault["id"].lower() + "/"):
-            other_vault = parse_id(other["id"]).get("vaults", "?")
+    for other_vault_res in world.state.of_type(VAULT):
+        if other_vault_res["id"].lower() == vault["id"].lower():
+            continue
+        # Item names follow the VM (ConfigureProtection.json), so look the VM's up directly.
+        other = world.state.get(_item_id(other_vault_res, "Azure", container, item))
+        if other is not None:
+            other_vault = other_vault_res["name"]
             raise ArmError(400, "UserErrorVmAlreadyProtectedInOtherVault",
                            f"Virtual machine '{vm['name']}' is already registered with another "
                            f"recovery services vault ('{other_vault}'). Stop protection and "

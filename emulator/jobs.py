@@ -134,6 +134,10 @@ class Job:
     end_mono: float | None = None
     error: JobError | None = None
 
+    @property
+    def done(self) -> bool:
+        return self.status != "InProgress"
+
     def finish(self, error: JobError | None, at: float | None = None) -> None:
         """End the job; ``at`` (monotonic) is when it was due, so durations don't depend on
         when the next request happened to run the scheduler."""
@@ -203,6 +207,7 @@ def new_job(svc: BackupService, vault_id: str, operation: str, vm_id: str,
               property_bag={"VM Name": entity, **(property_bag or {})})
     with svc.lock:
         svc.jobs[job.id] = job
+        svc.track(item_id, job)
     return job
 
 

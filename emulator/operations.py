@@ -100,6 +100,7 @@ class BackupService:
         self._seq = itertools.count()
         self.policy_writes: dict[str, deque[float]] = {}
         self.pending_policies: dict[str, int] = {}  # policy id (lower) -> creates in flight
+        self._by_item: dict[str, list[Operation | Job]] = {}  # item id (lower) -> its work
         self._skus: tuple[int, dict[tuple[str, str], bool]] | None = None
 
     # -- scheduling ------------------------------------------------------------------------
@@ -128,16 +129,25 @@ class BackupService:
                        now + self.duration(seconds), start_mono=now)
         with self.lock:
             self.ops[op.id] = op
+            self.track(target_id, op)
         return op
+
+    def track(self, item_id: str | None, work: Operation | Job) -> None:
+        """Remember an operation or job that works on a protected item (for ``busy``)."""
+        if item_id:
+            with self.lock:
+                self._by_item.setdefault(item_id.lower(), []).append(work)
 
     def busy(self, item_id: str) -> bool:
         """An operation or job still runs on the item (what ``BMSUserErrorObjectLocked`` means)."""
         key = item_id.lower()
         with self.lock:
-            if any(not op.done and op.target_id.lower() == key for op in self.ops.values()):
-                return True
-            return any(job.status == "InProgress" and (job.item_id or "").lower() == key
-                       for job in self.jobs.values())
+            live = [w for w in self._by_item.get(key, ()) if not w.done]
+            if live:
+                self._by_item[key] = live
+            else:
+                self._by_item.pop(key, None)
+            return bool(live)
 
     # -- policy write quota (50 per vault per 24 h) ----------------------------------------
     def policy_writes_used(self, vault_id: str) -> tuple[int, float]:

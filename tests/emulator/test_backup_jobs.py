@@ -166,3 +166,19 @@ def test_operation_results_answer_202_while_running_then_the_item() -> None:
         item = client.protected_item_operation_results.get(VAULT, RG, "Azure", container, name,
                                                            op)
         assert item.properties["policyId"] == policy_id("enhanced-daily-crash")
+
+
+def test_vault_level_operation_routes_know_only_their_vaults_operations() -> None:
+    with running() as emu:
+        client = client_for(emu)
+        op = _trigger(client, "vm-1111-0")
+        wait_until(lambda: client.backup_operation_statuses.get(VAULT, RG, op).status
+                   == "Succeeded")
+        assert client.backup_operation_results.get(VAULT, RG, op) is None  # 204
+        with pytest.raises(ResourceNotFoundError):
+            client.backup_operation_statuses.get(VAULT, RG, "00000000-0000-0000-0000-000000000000")
+        other = client_for(emu, "22222222-2222-4222-8222-222222222222")
+        with pytest.raises(ResourceNotFoundError):
+            other.backup_operation_statuses.get("vault-2222", RG, op)
+        with pytest.raises(ResourceNotFoundError):
+            client.protection_policy_operation_statuses.get(VAULT, RG, "enhanced-daily", op)

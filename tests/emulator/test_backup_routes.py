@@ -635,3 +635,21 @@ def test_requests_without_api_version_or_for_unknown_vaults_are_refused() -> Non
         client = client_for(emu)
         with pytest.raises(ResourceNotFoundError):
             list(client.backup_policies.list("no-vault", RG))
+
+
+def test_parallel_changes_in_one_vault_all_land_and_counts_stay_right() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    vms = ["vm-1111-0", "vm-1111-1", "vm-1111-2", "vm-new"]
+    with running(operation_seconds=0.2) as emu:
+        client = client_for(emu)
+        with ThreadPoolExecutor(len(vms)) as pool:
+            results = list(pool.map(
+                lambda vm: start_change(client, vm, policy_id("enhanced-daily-crash")).result(),
+                vms))
+        assert {r.properties["policyId"] for r in results} == {policy_id("enhanced-daily-crash")}
+        counts = {p.name: p.properties.protected_items_count
+                  for p in client.backup_policies.list(VAULT, RG)}
+        assert counts == {"enhanced-daily": 3, "enhanced-daily-crash": 5, "standard-daily": 0}
+        jobs = list(client.backup_jobs.list(VAULT, RG, filter="operation eq 'ConfigureBackup'"))
+        assert sorted(j.properties.entity_friendly_name for j in jobs) == sorted(vms)
