@@ -309,6 +309,11 @@ def _validate_spec(spec: dict, source: str) -> None:
         raise fail("[workload_database] sql_resource_on_windows", "needs a Windows image in "
                    "[[images.general]]")
     _validate_policies(spec, fail)
+    try:
+        _Clock(spec["fleet"]["epoch"])
+    except (TypeError, ValueError, AttributeError):
+        raise fail("[fleet] epoch", f"is {spec['fleet']['epoch']!r}; expected a date-time such "
+                   "as 2026-11-01T00:00:00Z") from None
     if not isinstance(spec["opt_out"].get("tag"), str) or not spec["opt_out"]["tag"]:
         raise fail("[opt_out] tag", "must be a tag name")
     if not isinstance(spec["fleet"].get("subscription_envs"), list) or not all(
@@ -632,6 +637,8 @@ class _Builder:
         }
         taken = {p["name"].lower() for p in pols}
         self.dangling_names = [nm for nm in _DANGLING_POLICY_NAMES if nm.lower() not in taken]
+        if not self.dangling_names:  # the templates use every name: make one up
+            self.dangling_names = ["deleted-" + "-".join(sorted(taken))]
 
     def _int(self, lo: int, hi: int) -> int:
         """Uniform integer in [lo, hi] (random.randint's job, at a fraction of its cost)."""

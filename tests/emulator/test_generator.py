@@ -501,6 +501,13 @@ def test_a_partial_spec_overrides_the_default() -> None:
     assert 0.5 <= share <= 0.6
 
 
+def test_epoch_may_be_a_string_and_moves_every_timestamp() -> None:
+    fleet = generate_fleet(20, 1, seed=1, spec={"fleet": {"epoch": "2030-01-01T00:00:00Z"}})
+    stamps = [r["properties"]["timeCreated"] for r in fleet["resources"]
+              if r["type"] == "Microsoft.Compute/virtualMachines"]
+    assert max(stamps) < "2030-01-01" and max(stamps) > EPOCH
+
+
 def test_spec_with_resource_skus(tmp_path: Path) -> None:
     fleet = generate_fleet(20, 1, seed=1, spec={"fleet": {"include_resource_skus": True}})
     validate_fleet(fleet)
@@ -520,6 +527,7 @@ def test_spec_with_resource_skus(tmp_path: Path) -> None:
     ({"sizes": {"unknown": {"Standard_D4s_v5": 1}}}, "unknown sizes must be in no catalogue"),
     ({"shape": {"regions_per_subscription": [3, 1]}}, r"expected \[min, max\]"),
     ({"policies": [{"name": "p", "kind": "standard-daily"}]}, r"\[\[policies\]\] #1 time"),
+    ({"fleet": {"epoch": "yesterday"}}, r"\[fleet\] epoch is 'yesterday'; expected a date-time"),
 ])
 def test_bad_specs_name_the_key(spec: dict, message: str) -> None:
     with pytest.raises(SpecError, match=message):
