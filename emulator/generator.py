@@ -196,6 +196,9 @@ def _resolve_spec(user: dict | None, source: str) -> dict:
             if section not in default:
                 raise SpecError(f"demo fleet spec {source}: unknown section [{section}]; known: "
                                 f"{', '.join(sorted(default))}")
+            if isinstance(default[section], dict) and not isinstance(value, dict):
+                raise SpecError(f"demo fleet spec {source}: [{section}] must be a table of "
+                                f"keys, not {value!r}")
             if section in _REPLACED_SECTIONS or not isinstance(value, dict):
                 merged[section] = value
                 continue
@@ -290,6 +293,8 @@ def _validate_spec(spec: dict, source: str) -> None:
         if not isinstance(images, list) or not images:
             raise fail(f"[[images.{category}]]", "must list at least one image")
         for j, image in enumerate(images):
+            if not isinstance(image, dict):
+                raise fail(f"[[images.{category}]] #{j + 1}", "must be a table")
             for key in ("publisher", "offer", "sku"):
                 if not isinstance(image.get(key), str) or not image[key]:
                     raise fail(f"[[images.{category}]] #{j + 1} {key}", "must be a string")
@@ -331,6 +336,8 @@ def _validate_policies(spec: dict, fail: Any) -> None:
     kinds: set[str] = set()
     for j, pol in enumerate(policies):
         where = f"[[policies]] #{j + 1}"
+        if not isinstance(pol, dict):
+            raise fail(where, "must be a table")
         name = pol.get("name")
         if not isinstance(name, str) or not name or "/" in name:
             raise fail(f"{where} name", "must be a policy name without '/'")

@@ -527,6 +527,9 @@ def test_spec_with_resource_skus(tmp_path: Path) -> None:
     ({"sizes": {"unknown": {"Standard_D4s_v5": 1}}}, "unknown sizes must be in no catalogue"),
     ({"shape": {"regions_per_subscription": [3, 1]}}, r"expected \[min, max\]"),
     ({"policies": [{"name": "p", "kind": "standard-daily"}]}, r"\[\[policies\]\] #1 time"),
+    ({"protection": 0.3}, r"\[protection\] must be a table"),
+    ({"policies": ["DefaultPolicy"]}, r"\[\[policies\]\] #1 must be a table"),
+    ({"images": {"general": [{"publisher": "Canonical"}]}}, r"#1 offer must be a string"),
     ({"fleet": {"epoch": "yesterday"}}, r"\[fleet\] epoch is 'yesterday'; expected a date-time"),
 ])
 def test_bad_specs_name_the_key(spec: dict, message: str) -> None:
