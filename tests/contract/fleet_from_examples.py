@@ -40,6 +40,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from emulator.config import EmulatorConfig
 from emulator.server import Emulator
+from flows.options import with_emulator_principal
+from tasks.azure.clients import AzureAccess
+from tasks.settings import load_settings
 from tests.fleets import TENANT, make_item, make_policy, make_vault, make_vm
 
 SERVICES = ("compute", "recoveryservices", "recoveryservicesbackup", "resourcegraph")
@@ -293,12 +296,8 @@ def contract_config(**overrides: Any) -> EmulatorConfig:
     return EmulatorConfig(**values)
 
 
-def access_for(emu: Emulator):  # -> tasks.azure.clients.AzureAccess
+def access_for(emu: Emulator) -> AzureAccess:
     """The project's own client factory, pointed at the emulator with its service principal."""
-    from flows.options import with_emulator_principal
-    from tasks.azure.clients import AzureAccess
-    from tasks.settings import load_settings
-
     settings = with_emulator_principal(load_settings(environ={}), emu.connection_info())
     settings = settings.model_copy(update={
         "throttles": settings.throttles.model_copy(update={"polling_interval": 0})})
@@ -306,7 +305,8 @@ def access_for(emu: Emulator):  # -> tasks.azure.clients.AzureAccess
 
 
 @contextmanager
-def running(fleet: dict[str, Any] | None = None, **config: Any) -> Iterator[tuple[Emulator, Any]]:
+def running(fleet: dict[str, Any] | None = None,
+            **config: Any) -> Iterator[tuple[Emulator, AzureAccess]]:
     """An emulator over ``fleet`` (default: the contract fleet) and an ``AzureAccess`` for it."""
     with Emulator(fleet or contract_fleet(), config=contract_config(**config)) as emu:
         access = access_for(emu)
@@ -348,6 +348,15 @@ class Wire:
     def sent(self, method: str | None = None) -> Any:
         """The JSON body the SDK put on the wire."""
         return _sent_body(self.first(method).request)
+
+
+def plain(value: Any) -> Any:
+    """An SDK hybrid model (a mapping of the wire JSON) as builtin dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: plain(value[k]) for k in value}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
 
 
 # -- comparison ---------------------------------------------------------------------------------
