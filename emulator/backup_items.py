@@ -42,9 +42,9 @@ from .operations import (
     paged,
     parse_filter,
     require_guard_approval,
-    retry_after,
     service,
     status_response,
+    still_running,
     vault_or_404,
 )
 from .state import ITEM, VAULT, VM, parse_id
@@ -442,9 +442,7 @@ def get_item_operation_result(world: World, req: Request, sub: str, rg: str, vau
     item_id = _item_id(res, fabric, container, item)
     op = find_operation(world, res, op_id, item_id)
     if not op.done:
-        return Response(202, None, {"Retry-After": retry_after(world, op),
-                                    "Location": f"{world.base_url}{req.raw_path}?"
-                                                f"api-version={req.api_version}"})
+        return still_running(world, req, op, "operationsStatus")
     if op.status == "Failed":
         raise failed_result(op)
     stored = world.state.get(item_id)

@@ -33,9 +33,9 @@ from .operations import (
     paged,
     parse_filter,
     require_guard_approval,
-    retry_after,
     service,
     status_response,
+    still_running,
     vault_or_404,
 )
 from .state import ITEM, POLICY
@@ -360,9 +360,7 @@ def get_policy_operation_result(world: World, req: Request, sub: str, rg: str, v
     policy_id = f"{res['id']}/backupPolicies/{policy}"
     op = find_operation(world, res, op_id, policy_id)
     if not op.done:
-        return Response(202, None, {"Retry-After": retry_after(world, op),
-                                    "Location": f"{world.base_url}{req.raw_path}?"
-                                                f"api-version={req.api_version}"})
+        return still_running(world, req, op, "operations")
     if op.status == "Failed":
         raise failed_result(op)
     stored = world.state.get(policy_id)

@@ -341,6 +341,19 @@ def find_operation(world: World, vault: dict, op_id: str, target_id: str | None 
     return op
 
 
+def still_running(world: World, req: Request, op: Operation, status_segment: str) -> Response:
+    """What an ``operationResults`` URL answers while the operation runs: 202 with the same
+    three headers as the original 202 (ProtectedItemOperationResults.json)."""
+    base = req.raw_path.rstrip("/").rsplit("/", 2)[0]
+    version = req.api_version
+    return Response(202, None, {
+        "Azure-AsyncOperation": f"{world.base_url}{base}/{status_segment}/{op.id}"
+                                f"?api-version={version}",
+        "Location": f"{world.base_url}{req.raw_path}?api-version={version}",
+        "Retry-After": retry_after(world, op),
+    })
+
+
 def failed_result(op: Operation) -> ArmError:
     """What an ``operationResults`` URL answers for a failed operation: its error, as ARM's."""
     error = op.error or {"code": "InternalError", "message": "The operation failed."}
@@ -363,9 +376,7 @@ def get_backup_operation_result(world: World, req: Request, sub: str, rg: str, v
     res = vault_or_404(world, req, sub, rg, vault)
     op = find_operation(world, res, op_id)
     if not op.done:
-        return Response(202, None, {"Retry-After": retry_after(world, op),
-                                    "Location": f"{world.base_url}{req.raw_path}?"
-                                                f"api-version={req.api_version}"})
+        return still_running(world, req, op, "backupOperations")
     if op.status == "Failed":
         raise failed_result(op)
     return Response(204)

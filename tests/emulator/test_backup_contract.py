@@ -83,6 +83,8 @@ TREES: dict[str, tuple[str, tuple[Any, ...], Any]] = {
     "item_op_status": ("ProtectedItemOperationStatus.json", ("responses", "200", "body"), {
         "endTime": None, "id": None, "name": None, "startTime": None, "status": None,
         "properties": {"jobId": None, "objectType": None}}),
+    "item_op_result_202": ("ProtectedItemOperationResults.json",
+                           ("responses", "202", "headers"), _HEADERS),
     "item_put_202": ("ConfigureProtection.json", ("responses", "202", "headers"), _HEADERS),
     "trigger_202": ("TriggerBackup_Post.json", ("responses", "202", "headers"), _HEADERS),
     "policy_put_202": ("IaaS_v2_hourly.json", ("responses", "202", "headers"), _HEADERS),
@@ -226,3 +228,17 @@ def test_every_backup_response_carries_the_example_keys() -> None:
         for job in jobs:
             details = client.job_details.get(VAULT, RG, job["name"]).properties
             assert details.extended_info.tasks_list and details.duration is not None
+
+
+def test_operation_results_of_a_running_change_carry_the_example_headers() -> None:
+    with running(operation_seconds=1.0) as emu:
+        token = _token(emu)
+        container, item = item_names("vm-1111-0")
+        url = (f"{VAULT_ID}/backupFabrics/Azure/protectionContainers/{container}"
+               f"/protectedItems/{item}")
+        put = _send(emu, "PUT", url, token,
+                    protect_body("vm-1111-0", policy_id("enhanced-daily-crash")))
+        result = _get(emu, put.headers["Location"], token)
+        assert result.status_code == 202
+        _check("item_op_result_202", dict(result.headers))
+        assert result.headers["Azure-AsyncOperation"] == put.headers["Azure-AsyncOperation"]
