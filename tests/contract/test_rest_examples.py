@@ -131,6 +131,8 @@ def test_every_example_file_has_exactly_one_contract_scenario() -> None:
         assert files == covered, (f"{service}: no scenario for {sorted(files - covered)}; "
                                   f"scenario without a file: {sorted(covered - files)}")
     assert len(_ALL) == 44, "azure/rest-examples/INDEX.md lists 44 example files"
+    missing = {stem for _, stem in _ALL} ^ set(DESERIALISE)
+    assert not missing, f"SDK deserialisation checks out of step with the files: {missing}"
     assert len({stem for _, stem in _ALL}) == len(_ALL), "example names repeat across services"
 
 
