@@ -29,7 +29,7 @@ QUERY = ("Resources | where type == 'microsoft.compute/virtualmachines' "
 QUOTA_PACE = 5 / 15
 
 
-def timed(fn):  # noqa: ANN001, ANN201
+def timed(fn):
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start

@@ -56,16 +56,21 @@ class Snapshots:
             return entry[2] if entry[1] == fingerprint else None
 
 
-def _bad_request(message: str, detail_code: str, detail_message: str,
-                 **detail: Any) -> ArmError:
-    return ArmError(400, "BadRequest", message,
-                    details=[{"code": detail_code, "message": detail_message, **detail}])
+def _bad_request(message: str, detail_code: str, detail_message: str, **detail: Any) -> ArmError:
+    return ArmError(
+        400,
+        "BadRequest",
+        message,
+        details=[{"code": detail_code, "message": detail_message, **detail}],
+    )
 
 
 def _support_text() -> str:
     stamp = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
-    return (f"Please provide below info when asking for support: timestamp = {stamp}, "
-            f"correlationId = {uuid.uuid4()}.")
+    return (
+        f"Please provide below info when asking for support: timestamp = {stamp}, "
+        f"correlationId = {uuid.uuid4()}."
+    )
 
 
 def _encode_token(snap: str, offset: int) -> str:
@@ -87,21 +92,28 @@ def _scoped(world: World, body: dict) -> set[str]:
     state = world.state
     if subs:
         if not isinstance(subs, list):
-            raise _bad_request(_support_text(), "InvalidRequest",
-                               "'subscriptions' must be an array of subscription ids.")
+            raise _bad_request(
+                _support_text(),
+                "InvalidRequest",
+                "'subscriptions' must be an array of subscription ids.",
+            )
         if len(subs) > MAX_SUBSCRIPTIONS:
             raise _bad_request(
-                _support_text(), "TooManySubscriptions",
+                _support_text(),
+                "TooManySubscriptions",
                 f"The request has {len(subs)} subscriptions; at most {MAX_SUBSCRIPTIONS} are "
-                "allowed per request. Split the subscriptions into batches.")
+                "allowed per request. Split the subscriptions into batches.",
+            )
         wanted = {str(s).lower() for s in subs}
         known = {s for s in wanted if state.subscription_exists(s)}
         if not known:
             raise ArmError(
-                403, "AuthorizationFailed",
+                403,
+                "AuthorizationFailed",
                 f"The client does not have authorization to perform action "
                 f"'Microsoft.ResourceGraph/resources/read' over scope "
-                f"'/subscriptions/{sorted(wanted)[0]}' or the scope is invalid.")
+                f"'/subscriptions/{sorted(wanted)[0]}' or the scope is invalid.",
+            )
         return known
     if mgs:
         out: set[str] = set()
@@ -109,11 +121,13 @@ def _scoped(world: World, body: dict) -> set[str]:
             members = state.management_group_subscriptions(str(mg))
             if members is None:
                 raise ArmError(
-                    403, "AuthorizationFailed",
+                    403,
+                    "AuthorizationFailed",
                     f"The client does not have authorization to perform action "
                     f"'Microsoft.ResourceGraph/resources/read' over scope "
                     f"'/providers/Microsoft.Management/managementGroups/{mg}' or the scope is "
-                    "invalid.")
+                    "invalid.",
+                )
             out.update(members)
         return out
     return set(state.subscriptions)
@@ -123,8 +137,7 @@ def _filter_tables(world: World, subs: set[str]) -> dict[str, list[dict]]:
     tables = world.state.arg_tables()
     if len(subs) == len(world.state.subscriptions):
         return tables
-    return {name: [r for r in rows if r["subscriptionId"] in subs]
-            for name, rows in tables.items()}
+    return {name: [r for r in rows if r["subscriptionId"] in subs] for name, rows in tables.items()}
 
 
 def _table_format(rows: list[dict], columns: list[str]) -> dict:
@@ -141,8 +154,10 @@ def _table_format(rows: list[dict], columns: list[str]) -> dict:
         return "string"
 
     sample = rows[0] if rows else {}
-    return {"columns": [{"name": c, "type": kind(sample.get(c))} for c in columns],
-            "rows": [[r.get(c) for c in columns] for r in rows]}
+    return {
+        "columns": [{"name": c, "type": kind(sample.get(c))} for c in columns],
+        "rows": [[r.get(c) for c in columns] for r in rows],
+    }
 
 
 @router.route("POST", "/providers/Microsoft.ResourceGraph/resources", "arg")
@@ -150,16 +165,25 @@ def resources(world: World, req: Request) -> Response:
     require_api_version(req)
     user = req.principal or "anonymous"
     take = world.arg_quota.take(user)
-    quota_headers = {"x-ms-user-quota-remaining": str(take.remaining),
-                     "x-ms-user-quota-resets-after": hhmmss(take.retry_after)}
+    quota_headers = {
+        "x-ms-user-quota-remaining": str(take.remaining),
+        "x-ms-user-quota-resets-after": hhmmss(take.retry_after),
+    }
     if not take.ok:
         raise ArmError(
-            429, "RateLimiting", _support_text(),
+            429,
+            "RateLimiting",
+            _support_text(),
             headers={**quota_headers, "Retry-After": str(max(1, int(take.retry_after + 0.999)))},
-            details=[{"code": "RateLimiting",
-                      "message": "Client application has been throttled and should not attempt "
-                                 "to repeat the request until an amount of time has elapsed. "
-                                 "Please see https://aka.ms/resourcegraph-throttling for help."}])
+            details=[
+                {
+                    "code": "RateLimiting",
+                    "message": "Client application has been throttled and should not attempt "
+                    "to repeat the request until an amount of time has elapsed. "
+                    "Please see https://aka.ms/resourcegraph-throttling for help.",
+                }
+            ],
+        )
     try:
         response = _query(world, req)
     except ArmError as err:
@@ -172,29 +196,40 @@ def resources(world: World, req: Request) -> Response:
 def _query(world: World, req: Request) -> Response:
     body = req.body if isinstance(req.body, dict) else None
     if body is None or not isinstance(body.get("query"), str) or not body["query"].strip():
-        raise _bad_request(_support_text(), "InvalidRequest",
-                           "The request body must be a JSON object with a non-empty 'query'.")
+        raise _bad_request(
+            _support_text(),
+            "InvalidRequest",
+            "The request body must be a JSON object with a non-empty 'query'.",
+        )
     options = body.get("options") or {}
     top = options.get("$top")
     skip = options.get("$skip") or 0
     token = options.get("$skipToken")
     fmt = options.get("resultFormat") or "objectArray"
     if top is not None and (not isinstance(top, int) or not 1 <= top <= MAX_TOP):
-        raise _bad_request(_support_text(), "InvalidRequest",
-                           f"options.$top must be between 1 and {MAX_TOP}; got {top!r}.")
+        raise _bad_request(
+            _support_text(),
+            "InvalidRequest",
+            f"options.$top must be between 1 and {MAX_TOP}; got {top!r}.",
+        )
     if not isinstance(skip, int) or skip < 0:
-        raise _bad_request(_support_text(), "InvalidRequest",
-                           f"options.$skip must be 0 or more; got {skip!r}.")
+        raise _bad_request(
+            _support_text(), "InvalidRequest", f"options.$skip must be 0 or more; got {skip!r}."
+        )
     if fmt not in ("objectArray", "table"):
-        raise _bad_request(_support_text(), "InvalidRequest",
-                           f"options.resultFormat must be 'objectArray' or 'table'; got {fmt!r}.")
+        raise _bad_request(
+            _support_text(),
+            "InvalidRequest",
+            f"options.resultFormat must be 'objectArray' or 'table'; got {fmt!r}.",
+        )
     try:
         query = compile_query(body["query"])
     except KqlError as err:
         raise _kql_error(err) from err
     subs = _scoped(world, body)
-    fingerprint = hashlib.sha256(json.dumps(
-        [body["query"], sorted(subs)], separators=(",", ":")).encode()).hexdigest()
+    fingerprint = hashlib.sha256(
+        json.dumps([body["query"], sorted(subs)], separators=(",", ":")).encode()
+    ).hexdigest()
     snapshots: Snapshots = world.services.setdefault("arg_snapshots", Snapshots())
 
     if token:
@@ -202,9 +237,11 @@ def _query(world: World, req: Request) -> Response:
         rows = snapshots.get(decoded[0], fingerprint) if decoded else None
         if decoded is None or rows is None:
             raise _bad_request(
-                _support_text(), "InvalidSkipToken",
+                _support_text(),
+                "InvalidSkipToken",
                 "The $skipToken is not valid: it was not issued for this query and scope, or it "
-                "has expired. Re-run the query without $skipToken.")
+                "has expired. Re-run the query without $skipToken.",
+            )
         snap, offset = decoded
         offset += skip
     else:
@@ -215,10 +252,14 @@ def _query(world: World, req: Request) -> Response:
         snap, offset = "", 0 if query.has_limit else skip
 
     size = top or MAX_TOP
-    page = rows[offset:offset + size]
+    page = rows[offset : offset + size]
     more = offset + size < len(rows)
-    out: dict[str, Any] = {"totalRecords": len(rows), "count": len(page),
-                           "resultTruncated": "false", "facets": []}
+    out: dict[str, Any] = {
+        "totalRecords": len(rows),
+        "count": len(page),
+        "resultTruncated": "false",
+        "facets": [],
+    }
     if more:
         if query.projects_id():
             snap = snap or snapshots.put(fingerprint, rows)
@@ -236,9 +277,16 @@ def _facet(request: dict, rows: list[dict]) -> dict:
     expression = str(request.get("expression", ""))
     opts = request.get("options") or {}
     if not expression.isidentifier():
-        return {"expression": expression, "resultType": "FacetError",
-                "errors": [{"code": "NotSupported",
-                            "message": "The emulator supports facets on plain column names only."}]}
+        return {
+            "expression": expression,
+            "resultType": "FacetError",
+            "errors": [
+                {
+                    "code": "NotSupported",
+                    "message": "The emulator supports facets on plain column names only.",
+                }
+            ],
+        }
     counts: dict[str, int] = {}
     for row in rows:
         key = json.dumps(row.get(expression), sort_keys=True)
@@ -246,8 +294,13 @@ def _facet(request: dict, rows: list[dict]) -> dict:
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     top = int(opts.get("$top") or 10)
     data = [{expression: json.loads(k), "count": n} for k, n in ranked[:top]]
-    return {"expression": expression, "resultType": "FacetResult", "totalRecords": len(counts),
-            "count": len(data), "data": data}
+    return {
+        "expression": expression,
+        "resultType": "FacetResult",
+        "totalRecords": len(counts),
+        "count": len(data),
+        "data": data,
+    }
 
 
 def _kql_error(err: KqlError) -> ArmError:
@@ -256,8 +309,17 @@ def _kql_error(err: KqlError) -> ArmError:
         value = getattr(err, attr, None)
         if value is not None:
             detail[key] = value
-    return ArmError(400, "BadRequest", _support_text(), details=[
-        {"code": "InvalidQuery",
-         "message": "Query is invalid. Please refer to the documentation for the Azure Resource "
-                    "Graph service and fix the error before retrying."},
-        detail])
+    return ArmError(
+        400,
+        "BadRequest",
+        _support_text(),
+        details=[
+            {
+                "code": "InvalidQuery",
+                "message": "Query is invalid. Please refer to the documentation for the Azure "
+                "Resource "
+                "Graph service and fix the error before retrying.",
+            },
+            detail,
+        ],
+    )

@@ -18,18 +18,23 @@ def _get(world: World, sub: str, rid: str, what: str) -> dict:
     res = world.state.get(rid)
     if res is None:
         rg = rid.split("/")[4]
-        raise ArmError(404, "ResourceNotFound",
-                       f"The Resource '{what}/{rid.rsplit('/', 1)[-1]}' under resource group "
-                       f"'{rg}' was not found. For more details please go to "
-                       "https://aka.ms/ARMResourceNotFoundFix")
+        raise ArmError(
+            404,
+            "ResourceNotFound",
+            f"The Resource '{what}/{rid.rsplit('/', 1)[-1]}' under resource group "
+            f"'{rg}' was not found. For more details please go to "
+            "https://aka.ms/ARMResourceNotFoundFix",
+        )
     return res
 
 
 def _list(world: World, req: Request, arm_type: str, sub: str, rg: str | None = None) -> Response:
     require_api_version(req)
     world.require_subscription(sub)
-    items = sorted(world.state.of_type(arm_type, subscription=sub, resource_group=rg),
-                   key=lambda r: r["id"].lower())
+    items = sorted(
+        world.state.of_type(arm_type, subscription=sub, resource_group=rg),
+        key=lambda r: r["id"].lower(),
+    )
     return page_list(world, req, items)
 
 
@@ -55,8 +60,9 @@ def get_vm(world: World, req: Request, sub: str, rg: str, name: str) -> Response
 @router.route("GET", P_VM + "/{name}/instanceView", "read")
 def get_instance_view(world: World, req: Request, sub: str, rg: str, name: str) -> Response:
     require_api_version(req)
-    vm = _get(world, sub, req.path.rstrip("/").rsplit("/", 1)[0],
-              "Microsoft.Compute/virtualMachines")
+    vm = _get(
+        world, sub, req.path.rstrip("/").rsplit("/", 1)[0], "Microsoft.Compute/virtualMachines"
+    )
     return Response(200, _instance_view(vm))
 
 
@@ -65,18 +71,33 @@ def _instance_view(vm: dict) -> dict:
     stamp = props.get("timeCreated", "2026-11-01T00:00:00+00:00")
     disks = [props.get("storageProfile", {}).get("osDisk", {})]
     disks += props.get("storageProfile", {}).get("dataDisks", [])
-    ok = {"code": "ProvisioningState/succeeded", "level": "Info",
-          "displayStatus": "Provisioning succeeded", "time": stamp}
+    ok = {
+        "code": "ProvisioningState/succeeded",
+        "level": "Info",
+        "displayStatus": "Provisioning succeeded",
+        "time": stamp,
+    }
     return {
         "computerName": props.get("osProfile", {}).get("computerName", vm["name"]),
         "osName": props.get("storageProfile", {}).get("imageReference", {}).get("offer", ""),
-        "vmAgent": {"vmAgentVersion": "2.7.41491.1102", "statuses": [
-            {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready",
-             "message": "GuestAgent is running and processing the extensions.", "time": stamp}]},
+        "vmAgent": {
+            "vmAgentVersion": "2.7.41491.1102",
+            "statuses": [
+                {
+                    "code": "ProvisioningState/succeeded",
+                    "level": "Info",
+                    "displayStatus": "Ready",
+                    "message": "GuestAgent is running and processing the extensions.",
+                    "time": stamp,
+                }
+            ],
+        },
         "disks": [{"name": d.get("name", ""), "statuses": [ok]} for d in disks if d],
         "hyperVGeneration": "V2",
-        "statuses": [ok, {"code": "PowerState/running", "level": "Info",
-                          "displayStatus": "VM running"}],
+        "statuses": [
+            ok,
+            {"code": "PowerState/running", "level": "Info", "displayStatus": "VM running"},
+        ],
     }
 
 
@@ -108,8 +129,9 @@ def list_skus(world: World, req: Request, sub: str) -> Response:
         if world.state.resource_skus is not None:
             skus = world.state.resource_skus
         else:
-            locations = sorted({(v.get("location") or "").lower()
-                                for v in world.state.of_type(VM)} - {""})
+            locations = sorted(
+                {(v.get("location") or "").lower() for v in world.state.of_type(VM)} - {""}
+            )
             skus = builtin_catalogue(locations)
         world.services["skus"] = skus
     flt = req.query.get("$filter", "")
@@ -117,14 +139,24 @@ def list_skus(world: World, req: Request, sub: str) -> Response:
         # The only filter the service supports: location eq 'x'.
         location = flt.split("eq", 1)[-1].strip().strip("'\"").lower()
         if not flt.replace(" ", "").lower().startswith("locationeq"):
-            raise ArmError(400, "InvalidFilter",
-                           f"The $filter '{flt}' is not supported; only \"location eq '<region>'\".")
+            raise ArmError(
+                400,
+                "InvalidFilter",
+                f"The $filter '{flt}' is not supported; only \"location eq '<region>'\".",
+            )
         skus = [s for s in skus if location in [loc.lower() for loc in s.get("locations", [])]]
     if req.query.get("includeextendedlocations", "").lower() != "true":
-        skus = [{**s, "locationInfo": [li for li in s.get("locationInfo", [])
-                                       if li.get("type") != "EdgeZone"]}
-                if any(li.get("type") == "EdgeZone" for li in s.get("locationInfo", [])) else s
-                for s in skus]
+        skus = [
+            {
+                **s,
+                "locationInfo": [
+                    li for li in s.get("locationInfo", []) if li.get("type") != "EdgeZone"
+                ],
+            }
+            if any(li.get("type") == "EdgeZone" for li in s.get("locationInfo", []))
+            else s
+            for s in skus
+        ]
     return page_list(world, req, skus, page_size=5000)
 
 

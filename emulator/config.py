@@ -9,7 +9,7 @@ from typing import Any
 
 DEFAULT_TENANT = "72f988bf-0000-4000-8000-00000000e7e1"
 DEFAULT_CLIENT_ID = "c0ffee00-0000-4000-8000-00000000e7e1"
-DEFAULT_CLIENT_SECRET = "emulator-secret"  # noqa: S105 - a local test principal, not a credential
+DEFAULT_CLIENT_SECRET = "emulator-secret"
 
 
 @dataclass

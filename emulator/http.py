@@ -37,8 +37,11 @@ class Request:
                 try:
                     body = json.loads(raw_body)
                 except ValueError as exc:
-                    raise ArmError(400, "InvalidRequestContent",
-                                   f"The request content was invalid and could not be deserialized: {exc}") from exc
+                    raise ArmError(
+                        400,
+                        "InvalidRequestContent",
+                        f"The request content was invalid and could not be deserialized: {exc}",
+                    ) from exc
             else:
                 body = dict(parse_qsl(raw_body.decode("utf-8", "replace"), keep_blank_values=True))
         return cls(method.upper(), split.path, unquote(split.path), query, headers, body)
@@ -65,8 +68,16 @@ class Response:
 class ArmError(Exception):
     """An ARM error response: ``{"error": {"code", "message", ...}}`` with status and headers."""
 
-    def __init__(self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
-                 details: list[dict] | None = None, extra: dict | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        details: list[dict] | None = None,
+        extra: dict | None = None,
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message = status, code, message
         self.headers = headers or {}
@@ -100,13 +111,15 @@ class Router:
 
     def add(self, method: str, template: str, handler: Handler, kind: str) -> None:
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template.rstrip("/"))
-        self.routes.append(Route(method.upper(), re.compile(f"^{regex}/?$", re.IGNORECASE),
-                                 handler, kind))
+        self.routes.append(
+            Route(method.upper(), re.compile(f"^{regex}/?$", re.IGNORECASE), handler, kind)
+        )
 
     def route(self, method: str, template: str, kind: str) -> Callable[[Handler], Handler]:
         def deco(fn: Handler) -> Handler:
             self.add(method, template, fn, kind)
             return fn
+
         return deco
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
@@ -118,16 +131,25 @@ class Router:
                     return route, m.groupdict()
                 allowed = True
         if allowed:
-            raise ArmError(405, "MethodNotAllowed",
-                           f"The requested resource does not support http method '{method}'.")
-        raise ArmError(404, "NoRegisteredProviderFound" if "/providers/" in path else "NotFound",
-                       f"No route for {method} {path} in the emulator. It serves only the Azure "
-                       "endpoints ccmigrate calls.")
+            raise ArmError(
+                405,
+                "MethodNotAllowed",
+                f"The requested resource does not support http method '{method}'.",
+            )
+        raise ArmError(
+            404,
+            "NoRegisteredProviderFound" if "/providers/" in path else "NotFound",
+            f"No route for {method} {path} in the emulator. It serves only the Azure "
+            "endpoints ccmigrate calls.",
+        )
 
 
 def require_api_version(req: Request) -> str:
     version = req.api_version
     if not version:
-        raise ArmError(400, "MissingApiVersionParameter",
-                       "The api-version query parameter (?api-version=) is required for all requests.")
+        raise ArmError(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
     return version

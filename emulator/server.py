@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -108,8 +109,9 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 if self._faults_before(route.kind):
                     return
-                req.principal = world.issuer.authorise(req,
-                                                       force_expired=world.faults.expire_tokens)
+                req.principal = world.issuer.authorise(
+                    req, force_expired=world.faults.expire_tokens
+                )
                 world.tick()
                 limit_headers = _throttle(world, route.kind, req)
                 world.count(route.kind)
@@ -120,8 +122,9 @@ class _Handler(BaseHTTPRequestHandler):
         except _OAuthError as err:
             response = err.response
         except Exception as exc:  # an emulator bug must look like a 500, not a hang
-            response = ArmError(500, "InternalServerError",
-                                f"Emulator error: {type(exc).__name__}: {exc}").response()
+            response = ArmError(
+                500, "InternalServerError", f"Emulator error: {type(exc).__name__}: {exc}"
+            ).response()
             if world.config.verbose:
                 import traceback
 
@@ -135,22 +138,31 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(faults.latency_ms / 1000)
         if faults.roll(faults.rate_drop):
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return True
         if faults.roll(faults.rate_429):
             code = "RateLimiting" if kind == "arg" else "TooManyRequests"
-            self._send(ArmError(429, code, "Too many requests (injected by the emulator). "
-                                "Retry after the time in the Retry-After header.",
-                                headers={"Retry-After": str(faults.retry_after_429)}).response())
+            self._send(
+                ArmError(
+                    429,
+                    code,
+                    "Too many requests (injected by the emulator). "
+                    "Retry after the time in the Retry-After header.",
+                    headers={"Retry-After": str(faults.retry_after_429)},
+                ).response()
+            )
             return True
         if faults.roll(faults.rate_5xx):
             status = 503 if faults.roll(0.5) else 500
             code = "ServiceUnavailable" if status == 503 else "InternalServerError"
-            self._send(ArmError(status, code, "The service is temporarily unavailable "
-                                "(injected by the emulator).").response())
+            self._send(
+                ArmError(
+                    status,
+                    code,
+                    "The service is temporarily unavailable (injected by the emulator).",
+                ).response()
+            )
             return True
         return False
 
@@ -186,11 +198,13 @@ def _throttle(world: World, kind: str, req: Request) -> dict[str, str]:
     header = {f"x-ms-ratelimit-remaining-subscription-{name}": str(take.remaining)}
     if not take.ok:
         raise ArmError(
-            429, "SubscriptionRequestsThrottled",
+            429,
+            "SubscriptionRequestsThrottled",
             f"Number of '{kind}' requests for subscription '{sub}' actor "
             f"'{req.principal}' exceeded. Please try again after "
             f"'{max(1, int(take.retry_after + 0.999))}' seconds after the last request.",
-            headers={**header, "Retry-After": str(max(1, int(take.retry_after + 0.999)))})
+            headers={**header, "Retry-After": str(max(1, int(take.retry_after + 0.999)))},
+        )
     return header
 
 
@@ -203,8 +217,9 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.world = world
         self.routers = _routers()
-        self.socket = tls_context.wrap_socket(self.socket, server_side=True,
-                                              do_handshake_on_connect=False)
+        self.socket = tls_context.wrap_socket(
+            self.socket, server_side=True, do_handshake_on_connect=False
+        )
 
     def match(self, method: str, path: str):
         last: ArmError | None = None
@@ -217,7 +232,7 @@ class _Server(ThreadingHTTPServer):
         assert last is not None
         raise last
 
-    def handle_error(self, request, client_address) -> None:  # noqa: ANN001
+    def handle_error(self, request, client_address) -> None:
         if self.world.config.verbose:
             super().handle_error(request, client_address)
 
@@ -225,8 +240,15 @@ class _Server(ThreadingHTTPServer):
 class Emulator:
     """An HTTPS emulator on loopback; use as a context manager or call start()/stop()."""
 
-    def __init__(self, fleet: dict, *, port: int = 0, config: EmulatorConfig | None = None,
-                 faults: Faults | None = None, workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        fleet: dict,
+        *,
+        port: int = 0,
+        config: EmulatorConfig | None = None,
+        faults: Faults | None = None,
+        workdir: Path | None = None,
+    ) -> None:
         self.config = config or EmulatorConfig()
         self.world = World(FleetState(fleet), self.config, faults or Faults())
         self._port = port
@@ -247,10 +269,15 @@ class Emulator:
         self.endpoint = f"https://127.0.0.1:{port}"
         self.world.base_url = self.endpoint
         cfg = self.config
-        self.world.issuer = TokenIssuer(self.endpoint, cfg.tenant_id, cfg.client_id,
-                                        cfg.client_secret, cfg.token_lifetime)
-        self._thread = threading.Thread(target=server.serve_forever, name="ccmigrate-emulator",
-                                        kwargs={"poll_interval": 0.2}, daemon=True)
+        self.world.issuer = TokenIssuer(
+            self.endpoint, cfg.tenant_id, cfg.client_id, cfg.client_secret, cfg.token_lifetime
+        )
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            name="ccmigrate-emulator",
+            kwargs={"poll_interval": 0.2},
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -284,9 +311,13 @@ class Emulator:
 
     def connection_info(self) -> dict[str, str]:
         """The JSON line ``ccmigrate emulator serve`` prints once ready."""
-        return {"endpoint": self.endpoint, "ca_bundle": str(self.ca_bundle),
-                "tenant_id": self.tenant_id, "client_id": self.client_id,
-                "client_secret": self.client_secret}
+        return {
+            "endpoint": self.endpoint,
+            "ca_bundle": str(self.ca_bundle),
+            "tenant_id": self.tenant_id,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+        }
 
     def state(self) -> dict:
         self.world.tick()

@@ -2,7 +2,8 @@
 
 Writes (policy PUT, protected-item changes, jobs) go through ``put``/``delete`` so Resource Graph
 queries and ARM GETs see the same state. Stored objects are never mutated in place: a writer
-copies, edits and ``put``s, so a response being serialised on another thread stays consistent. The ARG tables are rebuilt lazily when the state version
+copies, edits and ``put``s, so a response being serialised on another thread stays consistent.
+The ARG tables are rebuilt lazily when the state version
 changes, so a 100k-VM fleet is reshaped once per change, not once per query.
 """
 
@@ -71,7 +72,9 @@ class FleetState:
             mg["name"].lower(): [s.lower() for s in mg.get("subscriptions", [])]
             for mg in fleet.get("managementGroups", [])
         }
-        self._mg_names = {mg["name"].lower(): mg["name"] for mg in fleet.get("managementGroups", [])}
+        self._mg_names = {
+            mg["name"].lower(): mg["name"] for mg in fleet.get("managementGroups", [])
+        }
         self.resource_skus: list[dict] | None = fleet.get("resourceSkus")
         self.tenant_id = next(iter(self.subscriptions.values()), {}).get("tenantId", "")
         self._resources: dict[str, dict] = {}
@@ -85,8 +88,9 @@ class FleetState:
     def get(self, resource_id: str) -> dict | None:
         return self._resources.get(resource_id.lower())
 
-    def of_type(self, arm_type: str, *, subscription: str | None = None,
-                resource_group: str | None = None) -> list[dict]:
+    def of_type(
+        self, arm_type: str, *, subscription: str | None = None, resource_group: str | None = None
+    ) -> list[dict]:
         arm_type = arm_type.lower()
         sub = subscription.lower() if subscription else None
         rg = resource_group.lower() if resource_group else None
@@ -144,7 +148,7 @@ class FleetState:
         i = lower.find(marker)
         if i < 0:
             return ""
-        rest = lower[i + len(marker):]
+        rest = lower[i + len(marker) :]
         return lower[: i + len(marker)] + rest.split("/", 1)[0]
 
     # -- Resource Graph view -----------------------------------------------------------------
@@ -159,8 +163,11 @@ class FleetState:
                 row = self._arg_row(res)
                 (recovery if row["type"] in RECOVERY_TABLE_TYPES else resources).append(row)
             containers = [self._subscription_row(s) for s in self.subscriptions.values()]
-            tables = {"resources": resources, "resourcecontainers": containers,
-                      "recoveryservicesresources": recovery}
+            tables = {
+                "resources": resources,
+                "resourcecontainers": containers,
+                "recoveryservicesresources": recovery,
+            }
             self._arg_cache = (self.version, tables)
             return tables
 
@@ -213,8 +220,9 @@ class FleetState:
 
     def _subscription_row(self, sub: dict) -> dict:
         sid = sub["subscriptionId"]
-        mgs = [self._mg_names[n] for n, subs in self.management_groups.items()
-               if sid.lower() in subs]
+        mgs = [
+            self._mg_names[n] for n, subs in self.management_groups.items() if sid.lower() in subs
+        ]
         return {
             "id": f"/subscriptions/{sid}",
             "name": sub.get("displayName", sid),

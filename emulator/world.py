@@ -49,24 +49,36 @@ class World:
 
     def require_subscription(self, subscription_id: str) -> None:
         if not self.state.subscription_exists(subscription_id):
-            raise ArmError(404, "SubscriptionNotFound",
-                           f"The subscription '{subscription_id}' could not be found.")
+            raise ArmError(
+                404,
+                "SubscriptionNotFound",
+                f"The subscription '{subscription_id}' could not be found.",
+            )
 
 
 def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def page_list(world: World, req: Request, items: list[dict], *, page_size: int | None = None,
-              next_key: str = "$skiptoken") -> Response:
+def page_list(
+    world: World,
+    req: Request,
+    items: list[dict],
+    *,
+    page_size: int | None = None,
+    next_key: str = "$skiptoken",
+) -> Response:
     """ARM list paging: ``{"value": [...], "nextLink": ...}`` with an offset skip token."""
     size = page_size or world.config.list_page_size
     try:
         start = int(req.query.get(next_key.lower(), "0") or 0)
     except ValueError as exc:
-        raise ArmError(400, "InvalidSkipToken", f"The skip token '{req.query.get(next_key.lower())}'"
-                       " is not valid for this list.") from exc
-    chunk = items[start:start + size]
+        raise ArmError(
+            400,
+            "InvalidSkipToken",
+            f"The skip token '{req.query.get(next_key.lower())}' is not valid for this list.",
+        ) from exc
+    chunk = items[start : start + size]
     body: dict[str, Any] = {"value": chunk}
     if start + size < len(items):
         params = [f"{k}={v}" for k, v in req.query.items() if k != next_key.lower()]

@@ -14,7 +14,7 @@ from tasks.settings import load_settings
 from tests.fleets import SUB_A, small_fleet
 
 ITEMS_QUERY = """RecoveryServicesResources
-| where type == 'microsoft.recoveryservices/vaults/backupfabrics/protectioncontainers/protecteditems'
+| where type endswith '/protectioncontainers/protecteditems'
 | where properties.backupManagementType == 'AzureIaasVM'
 | project id, vmId = tolower(tostring(properties.sourceResourceId)),
           policyId = tostring(properties.policyId),
