@@ -73,14 +73,17 @@ def _support_text() -> str:
     )
 
 
-def _encode_token(snap: str, offset: int) -> str:
-    return base64.b64encode(json.dumps({"$snap": snap, "$offset": offset}).encode()).decode()
+def _encode_token(snap: str, offset: int, top: int) -> str:
+    """The token carries the page size too: a next-page request with only ``$skipToken``
+    gets pages of the first request's size (ResourcesNextPageQuery.json)."""
+    data = {"$snap": snap, "$offset": offset, "$top": top}
+    return base64.b64encode(json.dumps(data).encode()).decode()
 
 
-def _decode_token(token: str) -> tuple[str, int] | None:
+def _decode_token(token: str) -> tuple[str, int, int] | None:
     try:
         data = json.loads(base64.b64decode(token, validate=True))
-        return str(data["$snap"]), int(data["$offset"])
+        return str(data["$snap"]), int(data["$offset"]), int(data["$top"])
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -242,8 +245,9 @@ def _query(world: World, req: Request) -> Response:
                 "The $skipToken is not valid: it was not issued for this query and scope, or it "
                 "has expired. Re-run the query without $skipToken.",
             )
-        snap, offset = decoded
+        snap, offset, token_top = decoded
         offset += skip
+        top = top or token_top
     else:
         try:
             rows = query.run(_filter_tables(world, subs))
@@ -263,7 +267,7 @@ def _query(world: World, req: Request) -> Response:
     if more:
         if query.projects_id():
             snap = snap or snapshots.put(fingerprint, rows)
-            out["$skipToken"] = _encode_token(snap, offset + size)
+            out["$skipToken"] = _encode_token(snap, offset + size, size)
         else:
             out["resultTruncated"] = "true"
     out["data"] = page if fmt == "objectArray" else _table_format(page, list(query.columns))

@@ -77,9 +77,11 @@ def _instance_view(vm: dict) -> dict:
         "displayStatus": "Provisioning succeeded",
         "time": stamp,
     }
-    return {
+    image = props.get("storageProfile", {}).get("imageReference", {})
+    view = {
         "computerName": props.get("osProfile", {}).get("computerName", vm["name"]),
-        "osName": props.get("storageProfile", {}).get("imageReference", {}).get("offer", ""),
+        "osName": image.get("offer", ""),
+        "osVersion": image.get("sku", ""),
         "vmAgent": {
             "vmAgentVersion": "2.7.41491.1102",
             "statuses": [
@@ -99,6 +101,12 @@ def _instance_view(vm: dict) -> dict:
             {"code": "PowerState/running", "level": "Info", "displayStatus": "VM running"},
         ],
     }
+    # A VM placed in a dedicated host group reports the host it landed on.
+    host = (props.get("host") or {}).get("id")
+    group = (props.get("hostGroup") or {}).get("id")
+    if host or group:
+        view["assignedHost"] = host or f"{group}/hosts/host-1"
+    return view
 
 
 @router.route("GET", "/subscriptions/{sub}/providers/Microsoft.Compute/disks", "read")

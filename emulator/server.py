@@ -87,6 +87,13 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out as two writes; without TCP_NODELAY, Nagle's algorithm holds
+        # the second one for the client's delayed ACK (~40 ms a response).
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, fmt: str, *args: Any) -> None:
         if self.server.world.config.verbose:
             sys.stderr.write(f"emulator: {self.address_string()} {fmt % args}\n")
