@@ -28,6 +28,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from .arm_types import ITEM_TYPE, VM_TYPE
 from .backup_policies import STOPPED_STATES, policy_type, refresh_count
 from .http import ArmError, Request, Response, Router
 from .jobs import Job, job_failure, new_job
@@ -53,8 +54,7 @@ from .world import World
 router = Router()
 
 P_ITEM = V + "/backupFabrics/{fabric}/protectionContainers/{container}/protectedItems/{item}"
-ITEM_TYPE = "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems"
-VM_ITEM_TYPE = "Microsoft.Compute/virtualMachines"
+VM_ITEM_TYPE = VM_TYPE  # protectedItemType of an Azure VM item
 _CONTAINER = re.compile(r"^iaasvmcontainer;iaasvmcontainerv2;([^;]+);([^;]+)$", re.IGNORECASE)
 _ITEM = re.compile(r"^vm;iaasvmcontainerv2;([^;]+);([^;]+)$", re.IGNORECASE)
 _BAD_REQUEST = ("Input for configure protection is not in proper format\r\nPlease ensure that "

@@ -21,6 +21,7 @@ import copy
 import math
 from typing import Any
 
+from .arm_types import POLICY_TYPE
 from .http import ArmError, Request, Response, Router
 from .jobs import job_failure, new_job
 from .operations import (
@@ -44,7 +45,6 @@ from .world import World
 router = Router()
 
 P = V + "/backupPolicies"
-POLICY_TYPE = "Microsoft.RecoveryServices/vaults/backupPolicies"
 # Items in these states no longer run backups under their policy (StopProtection.json).
 STOPPED_STATES = {"ProtectionStopped", "BackupsSuspended", "ProtectionPaused"}
 _INVALID = ("Input for create or update policy is not in proper format\r\nPlease check format "

@@ -18,14 +18,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .arm_types import DISK_TYPE, ITEM_TYPE, POLICY_TYPE, SQLVM_TYPE, VAULT_TYPE, VM_TYPE
+
 __all__ = ["RESOURCE_TYPES", "FleetError", "load_fleet", "validate_fleet"]
 
-VM_TYPE = "Microsoft.Compute/virtualMachines"
-DISK_TYPE = "Microsoft.Compute/disks"
-VAULT_TYPE = "Microsoft.RecoveryServices/vaults"
-POLICY_TYPE = "Microsoft.RecoveryServices/vaults/backupPolicies"
-ITEM_TYPE = "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems"
-SQLVM_TYPE = "Microsoft.SqlVirtualMachine/sqlVirtualMachines"
 
 RESOURCE_TYPES: frozenset[str] = frozenset(
     {VM_TYPE, DISK_TYPE, VAULT_TYPE, POLICY_TYPE, ITEM_TYPE, SQLVM_TYPE}

@@ -25,6 +25,7 @@ from pathlib import Path
 from random import Random
 from typing import Any, NamedTuple
 
+from .arm_types import DISK_TYPE, ITEM_TYPE, POLICY_TYPE, SQLVM_TYPE, VAULT_TYPE, VM_TYPE
 from .skus import SIZES, ZONAL_REGIONS, builtin_catalogue
 
 __all__ = [
@@ -76,12 +77,6 @@ FINDING_RULES: dict[str, str] = {
     )
 }
 
-VM_TYPE = "Microsoft.Compute/virtualMachines"
-DISK_TYPE = "Microsoft.Compute/disks"
-VAULT_TYPE = "Microsoft.RecoveryServices/vaults"
-POLICY_TYPE = "Microsoft.RecoveryServices/vaults/backupPolicies"
-ITEM_TYPE = "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems"
-SQLVM_TYPE = "Microsoft.SqlVirtualMachine/sqlVirtualMachines"
 
 # Protection labels. ACTIVE ones have an item that counts; NEEDS_VAULT ones need a vault nearby.
 ENHANCED, STANDARD, CRASH, DANGLING = "enhanced", "standard_policy", "crash_consistent", \

@@ -14,12 +14,8 @@ import threading
 from collections import defaultdict
 from typing import Any
 
-VM = "microsoft.compute/virtualmachines"
-DISK = "microsoft.compute/disks"
-VAULT = "microsoft.recoveryservices/vaults"
-POLICY = "microsoft.recoveryservices/vaults/backuppolicies"
-ITEM = "microsoft.recoveryservices/vaults/backupfabrics/protectioncontainers/protecteditems"
-SQL_VM = "microsoft.sqlvirtualmachine/sqlvirtualmachines"
+from .arm_types import DISK, ITEM, POLICY, SQL_VM, VAULT, VM  # noqa: F401 - re-exported
+
 SUBSCRIPTION = "microsoft.resources/subscriptions"
 
 # Types ARG serves from `recoveryservicesresources` rather than `resources`.

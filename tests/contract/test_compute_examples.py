@@ -6,7 +6,7 @@ the example's response. Rules: ``fleet_from_examples``; what is not applicable, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,7 +22,6 @@ from tests.contract.fleet_from_examples import (
     load_example,
     request_problems,
     response_bodies,
-    running,
 )
 
 pytestmark = pytest.mark.skipif(examples_root() is None,
@@ -30,12 +29,6 @@ pytestmark = pytest.mark.skipif(examples_root() is None,
 
 World = tuple[Emulator, Any]
 
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    """One emulator over the contract fleet: every compute example is a read."""
-    with running() as w:
-        yield w
 
 
 def _client(world: World) -> Any:

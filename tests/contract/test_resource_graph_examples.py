@@ -7,7 +7,7 @@ examples' subscription and management group names, so the requests go out as pub
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,7 +21,6 @@ from tests.contract.fleet_from_examples import (
     examples_root,
     load_example,
     request_problems,
-    running,
 )
 
 pytestmark = pytest.mark.skipif(examples_root() is None,
@@ -29,11 +28,6 @@ pytestmark = pytest.mark.skipif(examples_root() is None,
 
 World = tuple[Emulator, Any]
 
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with running() as w:
-        yield w
 
 
 def _query(world: World, request: dict) -> tuple[Wire, list[str]]:

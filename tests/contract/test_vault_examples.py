@@ -6,7 +6,7 @@ examples' own subscription and resource groups, so the requests go out exactly a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,7 +20,6 @@ from tests.contract.fleet_from_examples import (
     examples_root,
     load_example,
     request_problems,
-    running,
 )
 
 pytestmark = pytest.mark.skipif(examples_root() is None,
@@ -28,11 +27,6 @@ pytestmark = pytest.mark.skipif(examples_root() is None,
 
 World = tuple[Emulator, Any]
 
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with running() as w:
-        yield w
 
 
 def _get_vault(world: World, ex: dict) -> list[str]:
