@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import azure_call
@@ -37,30 +37,60 @@ def _seconds(hhmmss: str | None) -> float | None:
         return None
 
 
-@dataclass
 class QuotaGate:
-    """Shared by every thread querying as one user: holds new queries while the quota is spent."""
+    """Paces every thread querying as one user so the quota is never exceeded.
 
-    _ready_at: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    requests: int = 0
-    waited: float = 0.0
+    It remembers the quota left in the current window (from the newest response) and the
+    requests in flight; a new request starts only while ``remaining - in_flight > 0``, else it
+    waits for the window to reset. Until the first answer it lets one request through.
+    Counts requests, seconds waited and 429s seen (which the SDK's RetryPolicy then absorbs).
+    """
 
-    def wait(self) -> None:
-        with self._lock:
-            delay = self._ready_at - time.monotonic()
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._remaining: int | None = None
+        self._reset_at = 0.0
+        self._in_flight = 0
+        self.requests = 0
+        self.waited = 0.0
+        self.throttled = 0
+
+    def acquire(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                if self._remaining is not None and now >= self._reset_at:
+                    self._remaining = None  # a new window: its quota is unknown until answered
+                if self._remaining is None:
+                    if self._in_flight == 0:
+                        break
+                    self._cond.wait(0.05)
+                    continue
+                if self._remaining - self._in_flight > 0:
+                    break
+                delay = self._reset_at - now
+                self._cond.wait(delay)
+                self.waited += time.monotonic() - now
+            self._in_flight += 1
             self.requests += 1
-        if delay > 0:
-            time.sleep(delay)
-            with self._lock:
-                self.waited += delay
 
-    def observe(self, remaining: int | None, resets_after: float | None) -> None:
-        if remaining is None or resets_after is None or remaining > 0:
-            return
-        with self._lock:
-            # Small margin: the service rounds resets-after down to whole seconds.
-            self._ready_at = max(self._ready_at, time.monotonic() + resets_after + 0.05)
+    def release(self, remaining: int | None, resets_after: float | None) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            if remaining is not None and resets_after is not None:
+                # Margin: the service rounds resets-after to whole seconds.
+                reset_at = time.monotonic() + resets_after + 0.25
+                same_window = self._remaining is not None and reset_at < self._reset_at + 0.5
+                if same_window:
+                    self._remaining = min(self._remaining, remaining)
+                else:
+                    self._remaining, self._reset_at = remaining, reset_at
+            self._cond.notify_all()
+
+    def saw_status(self, status: int) -> None:
+        if status == 429:
+            with self._cond:
+                self.throttled += 1
 
 
 def query_page(client, query: str, *, subscriptions: list[str] | None = None,
@@ -80,10 +110,20 @@ def query_page(client, query: str, *, subscriptions: list[str] | None = None,
         headers.update(pipeline_response.http_response.headers)
         return deserialized
 
+    def seen(response) -> None:  # every try, 429s included
+        if gate:
+            gate.saw_status(response.http_response.status_code)
+
     if gate:
-        gate.wait()
-    with azure_call(what):
-        result = client.resources(request, cls=keep)
+        gate.acquire()
+    try:
+        with azure_call(what):
+            result = client.resources(request, cls=keep, raw_response_hook=seen)
+    finally:
+        left = headers.get("x-ms-user-quota-remaining")
+        if gate:
+            gate.release(int(left) if left not in (None, "") else None,
+                         _seconds(headers.get("x-ms-user-quota-resets-after")))
     remaining = headers.get("x-ms-user-quota-remaining")
     page = Page(
         rows=list(result.data or []),
@@ -93,8 +133,6 @@ def query_page(client, query: str, *, subscriptions: list[str] | None = None,
         quota_remaining=int(remaining) if remaining not in (None, "") else None,
         quota_resets_after=_seconds(headers.get("x-ms-user-quota-resets-after")),
     )
-    if gate:
-        gate.observe(page.quota_remaining, page.quota_resets_after)
     return page
 
 

@@ -72,14 +72,18 @@ def test_quota_exceeded_gives_429_and_recovers_after_resets_after(big_emulator):
     assert again.rows and again.quota_remaining == emu.config.arg_quota - 1
 
 
-def test_quota_gate_paces_so_no_429_happens(big_emulator):
+def test_quota_gate_paces_concurrent_queries_so_no_429_happens(big_emulator):
+    from concurrent.futures import ThreadPoolExecutor
+
     emu, _ = big_emulator
-    client = _access(emu, http_retries=0).resource_graph()
+    client = _access(emu, http_retries=0).resource_graph()  # a 429 would raise
     gate = QuotaGate()
     time.sleep(emu.config.arg_window)
-    for _ in range(emu.config.arg_quota + 3):  # more than one window's worth
-        query_page(client, VM_QUERY, top=1, gate=gate)
-    assert gate.waited > 0
+    with ThreadPoolExecutor(4) as pool:  # more than one window's worth, four at a time
+        pages = list(pool.map(lambda _: query_page(client, VM_QUERY, top=1, gate=gate),
+                              range(emu.config.arg_quota + 8)))
+    assert len(pages) == emu.config.arg_quota + 8
+    assert gate.throttled == 0 and gate.waited > 0
 
 
 def test_unsupported_kql_is_rejected_with_args_error(big_emulator):

@@ -1,0 +1,117 @@
+"""The inventory's columns, declared once: the contract between discovery (which fills them) and
+the rule engine, reports and state store (which read them).
+
+Two frames, both plain pandas DataFrames:
+
+- ``vms``: one row per VM, indexed by nothing special (a RangeIndex); ``vm_key`` is the join key.
+- ``disks``: one row per disk a VM has (OS disk first, then data disks), joined by ``vm_key``,
+  so disk rules are a vectorized group-by, never a Python loop over lists in cells.
+
+Missing values: strings are ``""``, booleans are ``False`` unless the column says "<NA> when
+unknown" (nullable ``boolean`` dtype), numbers use nullable ``Int64``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+# column -> (dtype, meaning)
+VM_COLUMNS: Mapping[str, tuple[str, str]] = {
+    "vm_id": ("string", "ARM id of the VM, as Azure returns it"),
+    "vm_key": ("string", "lower-cased vm_id: the join key everywhere"),
+    "vm_name": ("string", "VM name"),
+    "subscription_id": ("string", "subscription GUID, lower-case"),
+    "resource_group": ("string", "resource group, lower-case as Resource Graph returns it"),
+    "location": ("string", "Azure region name, lower-case (e.g. eastus)"),
+    "vm_size": ("string", "hardwareProfile.vmSize, e.g. Standard_D4s_v5"),
+    "os_type": ("string", "storageProfile.osDisk.osType: Windows or Linux ('' if unknown)"),
+    "image_publisher": ("string", "storageProfile.imageReference.publisher"),
+    "image_offer": ("string", "storageProfile.imageReference.offer"),
+    "image_sku": ("string", "storageProfile.imageReference.sku"),
+    "security_type": ("string", "securityProfile.securityType: Standard, TrustedLaunch, "
+                                "ConfidentialVM or ''"),
+    "ultra_ssd_enabled": ("boolean", "additionalCapabilities.ultraSSDEnabled (a hint only)"),
+    "tags": ("object", "dict of the VM's tags (names as Azure returns them)"),
+    "is_sql_vm": ("boolean", "a Microsoft.SqlVirtualMachine resource points at this VM"),
+    # Resource SKU facts for (vm_size, location), from the compute SKU list.
+    "sku_known": ("boolean", "the size is in the Resource SKU list for the VM's location"),
+    "sku_premium_io": ("boolean", "the SKU's PremiumIO capability; <NA> when sku_known is "
+                                  "False"),
+    # The counted protected item (supported-scenarios.md: active, else most recently backed up).
+    "protected": ("boolean", "an active (not stopped, not soft-deleted) protected item exists"),
+    "item_id": ("string", "ARM id of the counted protected item ('' if none)"),
+    "item_count": ("Int64", "number of protected items found for the VM, any state"),
+    "other_items": ("string", "ids of the VM's other protected items, joined by ';'"),
+    "vault_id": ("string", "ARM id of the counted item's vault"),
+    "vault": ("string", "that vault's name"),
+    "protection_state": ("string", "ARM protectionState of the counted item: Protected, "
+                                   "IRPending, ProtectionError, ProtectionStopped, "
+                                   "BackupsSuspended, ProtectionPaused or ''"),
+    "arg_protection_state": ("string", "Resource Graph currentProtectionState of the item"),
+    "last_backup_status": ("string", "lastBackupStatus of the counted item"),
+    "last_backup_time": ("string", "lastBackupTime of the counted item (ISO 8601) or ''"),
+    "policy_id": ("string", "ARM id of the counted item's policy ('' if none)"),
+    "policy_name": ("string", "that policy's name"),
+    "policy_readable": ("boolean", "the policy was read through ARM; False when the vault "
+                                   "could not be read or the policy id is missing or dangling"),
+    "policy_type": ("string", "V1 (Standard) or V2 (Enhanced); '' when unreadable"),
+    "schedule_type": ("string", "schedulePolicy.schedulePolicyType: SimpleSchedulePolicy or "
+                                "SimpleSchedulePolicyV2"),
+    "consistency_type": ("string", "snapshotConsistencyType ('OnlyCrashConsistent' or '')"),
+    "vault_location": ("string", "region of the counted item's vault"),
+    "os_disk_ephemeral": ("boolean", "storageProfile.osDisk.diffDiskSettings.option == Local"),
+}
+
+DISK_COLUMNS: Mapping[str, tuple[str, str]] = {
+    "vm_key": ("string", "the VM this disk belongs to"),
+    "role": ("string", "'os' or 'data'"),
+    "lun": ("Int64", "data disk LUN; <NA> for the OS disk"),
+    "disk_name": ("string", "disk name as the VM lists it"),
+    "disk_key": ("string", "lower-cased managed disk id; '' for unmanaged or ephemeral disks"),
+    "managed": ("boolean", "the VM references a managed disk (managedDisk.id)"),
+    "unmanaged": ("boolean", "the VM has a page-blob vhd instead of a managed disk"),
+    "ephemeral": ("boolean", "ephemeral OS disk (diffDiskSettings.option == Local)"),
+    "storage_type": ("string", "managedDisk.storageAccountType on the VM ('' if absent)"),
+    "caching": ("string", "None, ReadOnly, ReadWrite or ''"),
+    "write_accelerator": ("boolean", "writeAcceleratorEnabled"),
+    "found": ("boolean", "the managed disk resource exists in the inventory; True for "
+                         "unmanaged and ephemeral disks (nothing to find)"),
+    "sku_name": ("string", "the disk resource's sku.name ('' when not found)"),
+    "max_shares": ("Int64", "the disk resource's maxShares; <NA> when absent or not found"),
+    "data_access_auth_mode": ("string", "the disk resource's dataAccessAuthMode ('' if none)"),
+}
+
+# What scoring adds to the VM frame.
+SCORED_COLUMNS: Mapping[str, tuple[str, str]] = {
+    "readiness": ("string", "ready, ready_with_conditions, not_ready, "
+                            "already_crash_consistent, not_protected or unknown"),
+    "blockers": ("string", "rule ids of severity blocker that fired, joined by ';'"),
+    "warnings": ("string", "rule ids of severity warning, joined by ';'"),
+    "unknowns": ("string", "rule ids of severity unknown, joined by ';'"),
+    "infos": ("string", "rule ids of severity info, joined by ';'"),
+    "target_policy": ("string", "name of the crash-consistent policy the VM would move to; '' "
+                                "for VMs that would not move"),
+}
+
+READINESS_VALUES = ("ready", "ready_with_conditions", "not_ready", "already_crash_consistent",
+                    "not_protected", "unknown")
+
+
+def empty_frame(columns: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, (dtype, _) in columns.items()})
+
+
+def conform(frame: pd.DataFrame, columns: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
+    """Return ``frame`` with exactly the declared columns, in order, with the declared dtypes;
+    a missing column is an error (a discovery bug), extra columns are kept at the end."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise KeyError(f"inventory frame lacks declared columns: {missing}")
+    out = frame.copy()
+    for name, (dtype, _) in columns.items():
+        if dtype != "object" and str(out[name].dtype) != dtype:
+            out[name] = out[name].astype(dtype)
+    extra = [c for c in out.columns if c not in columns]
+    return out[list(columns) + extra]
