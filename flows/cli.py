@@ -10,7 +10,7 @@ import typer
 
 from tasks.errors import CcmigrateError
 
-from . import cli_emulator, demo, discover
+from . import cli_assess, cli_emulator, demo, discover
 
 app = typer.Typer(
     name="ccmigrate",
@@ -22,12 +22,23 @@ app = typer.Typer(
 )
 app.add_typer(cli_emulator.app, name="emulator")
 app.command("demo")(demo.demo_command)
+app.command("assess")(cli_assess.assess_command)
 app.command("discover")(discover.discover_command)
 
 
 def _terminate(signum: int, _frame: object) -> None:
     # SIGTERM must unwind like Ctrl-C so context managers stop the emulator and Prefect server.
     raise KeyboardInterrupt
+
+
+def _demo_default(argv: list[str]) -> list[str]:
+    """``--demo`` may stand alone (``--demo [N]``); Click options can't, so add the default."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg == "--demo" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out.append(str(cli_assess.DEFAULT_DEMO_VMS))
+    return out
 
 
 def main() -> None:
@@ -37,7 +48,7 @@ def main() -> None:
     logging.getLogger("azure").setLevel(logging.ERROR)
     try:
         # Standalone mode: Click answers usage errors (exit 2), --help, and Ctrl-C (exit 1).
-        app()
+        app(args=_demo_default(sys.argv[1:]))
     except CcmigrateError as err:
         typer.secho(f"ccmigrate: error: {err}", err=True, fg=typer.colors.RED)
         sys.exit(err.exit_code)

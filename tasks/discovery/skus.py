@@ -1,0 +1,57 @@
+"""Resource SKUs (does a size exist in a region, is it Premium-storage capable), read through
+compute once per subscription and region in scope and cached for the run."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ..azure.errors import azure_call
+from ..errors import AzureError
+
+SKU_COLUMNS = ["subscription_id", "location", "size_key", "premium_io"]
+
+
+@dataclass
+class SkuFacts:
+    frame: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SKU_COLUMNS))
+    errors: list[dict] = field(default_factory=list)
+    requests: int = 0
+
+
+def _capability(sku, name: str) -> str | None:
+    for cap in sku.capabilities or []:
+        if cap.name == name:
+            return cap.value
+    return None
+
+
+def read_skus(access, pairs: set[tuple[str, str]], workers: int = 8) -> SkuFacts:
+    """VM sizes per (subscription, location): ``premium_io`` True/False per size."""
+    out = SkuFacts()
+
+    def one(pair: tuple[str, str]) -> tuple[tuple[str, str], list[tuple], str | None]:
+        sub, location = pair
+        try:
+            with azure_call(f"listing VM sizes in {location} for subscription {sub}"):
+                skus = access.compute(sub).resource_skus.list(filter=f"location eq '{location}'")
+                rows = [(sub, location, s.name.lower(),
+                         (_capability(s, "PremiumIO") or "").lower() == "true")
+                        for s in skus if s.resource_type == "virtualMachines" and s.name]
+            return pair, rows, None
+        except AzureError as err:
+            return pair, [], str(err)
+
+    rows: list[tuple] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="skus") as pool:
+        for (sub, location), got, error in pool.map(one, sorted(pairs)):
+            out.requests += 1
+            if error is not None:
+                out.errors.append({"scope": f"/subscriptions/{sub} ({location} VM sizes)",
+                                   "error": error})
+            rows.extend(got)
+    out.frame = pd.DataFrame(rows, columns=SKU_COLUMNS).drop_duplicates(
+        ["subscription_id", "location", "size_key"])
+    return out

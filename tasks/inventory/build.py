@@ -1,0 +1,212 @@
+"""Raw discovery rows -> the inventory frames of ``schema.py``.
+
+One Python pass over the VM rows builds the disk rows (each VM lists its disks as JSON); every
+join after that is a pandas merge or group-by: protected items to VMs, policies to items, disk
+facts to disks, SKUs to sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..settings import Settings
+from .schema import DISK_COLUMNS, VM_COLUMNS, conform
+
+# ARG's currentProtectionState -> ARM's protectionState, for rows that lack the latter.
+ARG_TO_ARM_STATE = {
+    "ProtectionConfigured": "Protected",
+    "ConfiguringProtection": "IRPending",
+    "ProtectionError": "ProtectionError",
+    "ConfiguringProtectionFailed": "ProtectionError",
+    "ProtectionStopped": "ProtectionStopped",
+    "SoftDeleted": "ProtectionStopped",
+}
+STOPPED_ARM = {"ProtectionStopped", "BackupsSuspended", "ProtectionPaused"}
+STOPPED_ARG = {"ProtectionStopped", "SoftDeleted"}
+VAULT_OF_ITEM = r"(?i)^(.*?/providers/microsoft\.recoveryservices/vaults/[^/]+)"
+
+
+@dataclass
+class Inventory:
+    vms: pd.DataFrame
+    disks: pd.DataFrame
+    excluded: int = 0  # VMs dropped by resource-group or tag exclusions
+
+
+def _excluded_mask(vms: pd.DataFrame, settings: Settings) -> pd.Series:
+    scope = settings.scope
+    mask = pd.Series(False, index=vms.index)
+    if scope.exclude_resource_groups:
+        rg = vms["resourceGroup"].str.lower()
+        sub_rg = vms["subscriptionId"].str.lower() + "/" + rg
+        wanted = {s.lower() for s in scope.exclude_resource_groups}
+        mask |= rg.isin(wanted) | sub_rg.isin(wanted)
+    for spec in scope.exclude_tags:
+        name, _, value = spec.partition("=")
+        name = name.strip().lower()
+        got = pd.Series([next((str(v) for k, v in (t or {}).items() if k.lower() == name), None)
+                         for t in vms["tags"]], index=vms.index)
+        mask |= got.notna() & ((got == value) if value else True)
+    return mask
+
+
+def _disk_rows(vms: pd.DataFrame) -> list[tuple]:
+    """One tuple per disk, in DISK_COLUMNS order up to ``write_accelerator``."""
+    rows: list[tuple] = []
+    append = rows.append
+    for key, os_disk, data_disks in zip(vms["vm_key"], vms["osDisk"], vms["dataDisks"],
+                                        strict=True):
+        os_disk = os_disk or {}
+        ephemeral = (os_disk.get("diffDiskSettings") or {}).get("option") == "Local"
+        for role, lun, disk in ([("os", None, os_disk)] +
+                                [("data", d.get("lun"), d) for d in (data_disks or [])]):
+            managed = disk.get("managedDisk") or {}
+            disk_id = managed.get("id") or ""
+            is_ephemeral = ephemeral and role == "os"
+            append((key, role, lun, disk.get("name") or "",
+                    "" if is_ephemeral else disk_id.lower(),
+                    bool(disk_id) and not is_ephemeral,
+                    bool(disk.get("vhd")) and not disk_id,
+                    is_ephemeral,
+                    managed.get("storageAccountType") or "",
+                    disk.get("caching") or "",
+                    bool(disk.get("writeAcceleratorEnabled"))))
+    return rows
+
+
+def _disk_facts(attached: list[dict], special: list[dict]) -> pd.DataFrame:
+    """Per disk id: sku, maxShares, dataAccessAuthMode, from both disk queries."""
+    facts = [tuple(entry) for row in attached for entry in (row.get("disks") or [])]
+    facts += [(r["id"], r.get("sku"), r.get("maxShares"), r.get("dataAccessAuthMode"))
+              for r in special]
+    frame = pd.DataFrame(facts, columns=["disk_key", "sku_name", "max_shares",
+                                         "data_access_auth_mode"])
+    return frame.drop_duplicates("disk_key")
+
+
+def _items(items: list[dict], vault_names: dict[str, str]) -> pd.DataFrame:
+    """The counted protected item per VM (active first, then most recently backed up)."""
+    cols = ["id", "vmKey", "policyId", "currentProtectionState", "protectionState",
+            "lastBackupStatus", "lastBackupTime", "deferredDelete"]
+    frame = pd.DataFrame.from_records(items, columns=cols).fillna("")
+    if frame.empty:
+        return pd.DataFrame(columns=["vm_key"])
+    arm = frame["protectionState"].where(
+        frame["protectionState"] != "", frame["currentProtectionState"].map(ARG_TO_ARM_STATE))
+    frame["arm_state"] = arm.fillna("")
+    frame["active"] = ~(frame["arm_state"].isin(STOPPED_ARM)
+                        | frame["currentProtectionState"].isin(STOPPED_ARG)
+                        | (frame["deferredDelete"].str.lower() == "true"))
+    frame = frame.sort_values(["vmKey", "active", "lastBackupTime"],
+                              ascending=[True, False, False], kind="stable")
+    counted = frame.groupby("vmKey", sort=False).head(1).set_index("vmKey")
+    others = frame.loc[~frame["id"].isin(counted["id"])]
+    out = pd.DataFrame({
+        "item_id": counted["id"],
+        "protected": counted["active"],
+        "protection_state": counted["arm_state"],
+        "arg_protection_state": counted["currentProtectionState"],
+        "last_backup_status": counted["lastBackupStatus"],
+        "last_backup_time": counted["lastBackupTime"],
+        "policy_id": counted["policyId"],
+    })
+    out["item_count"] = frame.groupby("vmKey").size()
+    out["other_items"] = others.groupby("vmKey")["id"].agg(";".join)
+    out["vault_id"] = out["item_id"].str.extract(VAULT_OF_ITEM, expand=False).fillna("")
+    out["vault"] = out["vault_id"].str.lower().map(vault_names).fillna(
+        out["vault_id"].str.rsplit("/", n=1).str[-1])
+    return out.rename_axis("vm_key").reset_index()
+
+
+def vaults_to_read(item_rows: list[dict]) -> list[str]:
+    """Vaults whose policies discovery must read: every vault holding an item in scope."""
+    ids = pd.Series([r["id"] for r in item_rows], dtype="string")
+    vaults = ids.str.extract(VAULT_OF_ITEM, expand=False).dropna()
+    return sorted(set(vaults.str.lower()))
+
+
+def sku_pairs(vm_rows: list[dict]) -> set[tuple[str, str]]:
+    """(subscription, region) pairs whose Resource SKU lists the rules need."""
+    return {(r["subscriptionId"].lower(), r["location"].lower()) for r in vm_rows}
+
+
+def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
+                    skus: pd.DataFrame, settings: Settings) -> Inventory:
+    """Join the rows of every query (``collect.QUERIES``) into the inventory frames."""
+    vm_cols = ["id", "name", "subscriptionId", "resourceGroup", "location", "tags", "vmSize",
+               "osType", "imagePublisher", "imageOffer", "imageSku", "securityType",
+               "ultraSSDEnabled", "osDisk", "dataDisks"]
+    raw = pd.DataFrame.from_records(rows.get("vms", []), columns=vm_cols)
+    excluded = _excluded_mask(raw, settings) if len(raw) else pd.Series(dtype=bool)
+    raw = raw[~excluded].reset_index(drop=True) if len(raw) else raw
+    raw["vm_key"] = raw["id"].str.lower()
+
+    vault_rows = [r for r in rows.get("vaults_and_sql", [])
+                  if r.get("type") == "microsoft.recoveryservices/vaults"]
+    vault_names = {r["id"].lower(): r["name"] for r in vault_rows}
+    vault_locations = {r["id"].lower(): r["location"] for r in vault_rows}
+    sql_vms = {r.get("vmKey") for r in rows.get("vaults_and_sql", [])
+               if r.get("type") == "microsoft.sqlvirtualmachine/sqlvirtualmachines"}
+
+    vms = pd.DataFrame({
+        "vm_id": raw["id"], "vm_key": raw["vm_key"], "vm_name": raw["name"],
+        "subscription_id": raw["subscriptionId"].str.lower(),
+        "resource_group": raw["resourceGroup"].str.lower(),
+        "location": raw["location"].str.lower(), "vm_size": raw["vmSize"].fillna(""),
+        "os_type": raw["osType"].fillna(""), "image_publisher": raw["imagePublisher"].fillna(""),
+        "image_offer": raw["imageOffer"].fillna(""), "image_sku": raw["imageSku"].fillna(""),
+        "security_type": raw["securityType"].fillna(""),
+        "ultra_ssd_enabled": raw["ultraSSDEnabled"].fillna("").str.lower() == "true",
+        "tags": [t or {} for t in raw["tags"]],
+        "is_sql_vm": raw["vm_key"].isin(sql_vms),
+        "os_disk_ephemeral": [((d or {}).get("diffDiskSettings") or {}).get("option") == "Local"
+                              for d in raw["osDisk"]],
+    })
+
+    # Protection: the counted item, its vault and policy.
+    items = _items(rows.get("protected_items", []), vault_names)
+    vms = vms.merge(items, on="vm_key", how="left") if len(items.columns) > 1 else vms
+    for col in ("item_id", "protection_state", "arg_protection_state", "last_backup_status",
+                "last_backup_time", "policy_id", "other_items", "vault_id", "vault"):
+        vms[col] = vms[col].fillna("") if col in vms else ""
+    vms["protected"] = vms["protected"].fillna(False).astype(bool) if "protected" in vms \
+        else False
+    vms["item_count"] = vms["item_count"].fillna(0) if "item_count" in vms else 0
+    facts = pd.DataFrame.from_dict(policies, orient="index")
+    policy_key = vms["policy_id"].str.lower()
+    for col in ("policy_name", "policy_type", "schedule_type", "consistency_type"):
+        mapped = policy_key.map(facts[col]) if col in facts else pd.Series(index=vms.index)
+        vms[col] = mapped
+    vms["policy_readable"] = vms["policy_type"].notna() & (vms["policy_id"] != "")
+    vms["policy_name"] = vms["policy_name"].fillna(vms["policy_id"].str.rsplit("/", n=1).str[-1])
+    for col in ("policy_type", "schedule_type", "consistency_type"):
+        vms[col] = vms[col].fillna("")
+    vms["vault_location"] = vms["vault_id"].str.lower().map(vault_locations).fillna("")
+
+    # Sizes.
+    size = skus.rename(columns={"premium_io": "sku_premium_io"})
+    vms["size_key"] = vms["vm_size"].str.lower()
+    vms = vms.merge(size, on=["subscription_id", "location", "size_key"], how="left")
+    vms["sku_known"] = vms["sku_premium_io"].notna()
+    vms["sku_premium_io"] = vms["sku_premium_io"].astype("boolean")
+    vms = vms.drop(columns="size_key")
+
+    # Disks.
+    disk_head = list(DISK_COLUMNS)[:11]
+    disks = pd.DataFrame(_disk_rows(pd.DataFrame({"vm_key": vms["vm_key"],
+                                                  "osDisk": raw["osDisk"],
+                                                  "dataDisks": raw["dataDisks"]})),
+                         columns=disk_head)
+    facts_frame = _disk_facts(rows.get("attached_disks", []), rows.get("special_disks", []))
+    disks = disks.merge(facts_frame, on="disk_key", how="left", indicator=True)
+    disks["found"] = (disks["_merge"] == "both") | ~disks["managed"]
+    disks = disks.drop(columns="_merge")
+    disks["sku_name"] = disks["sku_name"].fillna("")
+    disks["data_access_auth_mode"] = disks["data_access_auth_mode"].fillna("")
+    disks["max_shares"] = pd.to_numeric(disks["max_shares"], errors="coerce").astype("Int64")
+    disks["lun"] = pd.to_numeric(disks["lun"], errors="coerce").astype("Int64")
+
+    return Inventory(conform(vms, VM_COLUMNS), conform(disks, DISK_COLUMNS),
+                     int(excluded.sum()) if len(excluded) else 0)
