@@ -1,0 +1,15 @@
+"""Supported-scenario rules: packs (``config/rules/*.yaml``), one check module per rule id
+(``tasks/rules/checks/``), and the engine that scores readiness (``tasks/rules/engine.py``)."""
+
+from tasks.rules.engine import (
+    Rule,
+    RuleContext,
+    RulePack,
+    evaluate,
+    load_pack,
+    score,
+    target_policy_name,
+)
+
+__all__ = ["Rule", "RuleContext", "RulePack", "evaluate", "load_pack", "score",
+           "target_policy_name"]

@@ -1,0 +1,24 @@
+"""ULTRA_DISK: an attached disk (OS or data) is an Ultra Disk, by the VM's
+``managedDisk.storageAccountType`` or the disk resource's ``sku.name``. The VM's
+``ultraSSDEnabled`` capability alone does not fire: it only allows Ultra Disks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from tasks.rules.predicates import any_disk, equals_any
+
+if TYPE_CHECKING:
+    from tasks.rules.engine import RuleContext
+
+RULE_ID = "ULTRA_DISK"
+PARAMS = {"storage_types": list}
+
+
+def check(vms: pd.DataFrame, disks: pd.DataFrame, params: dict[str, Any],
+          ctx: RuleContext) -> pd.Series:
+    kinds = params["storage_types"]
+    mask = equals_any(disks["storage_type"], kinds) | equals_any(disks["sku_name"], kinds)
+    return any_disk(vms, disks, mask)

@@ -1,0 +1,20 @@
+"""WRITE_ACCELERATOR: Write Accelerator is on for the OS disk or a data disk (M-series)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from tasks.rules.predicates import any_disk, flag
+
+if TYPE_CHECKING:
+    from tasks.rules.engine import RuleContext
+
+RULE_ID = "WRITE_ACCELERATOR"
+PARAMS: dict[str, type] = {}
+
+
+def check(vms: pd.DataFrame, disks: pd.DataFrame, params: dict[str, Any],
+          ctx: RuleContext) -> pd.Series:
+    return any_disk(vms, disks, flag(disks["write_accelerator"]))

@@ -1,0 +1,424 @@
+"""The rule engine: load a rule pack, apply the user's overrides, evaluate, score readiness.
+
+A rule is data plus a small predicate: its metadata (severity, title, rationale, remediation,
+doc link, params) lives in a YAML pack under ``config/rules/``, its predicate in
+``tasks/rules/checks/<rule_id_lower>.py``. Readiness follows ``supported-scenarios.md``: first
+match wins, with the *effective* severities (after the user's overrides).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from tasks.errors import InputError, SettingsError
+from tasks.inventory import schema
+from tasks.rules.checks import CHECKS
+from tasks.rules.predicates import active_item, text
+
+PACK_DIR = Path(__file__).resolve().parents[2] / "config" / "rules"
+SEVERITIES = ("blocker", "warning", "unknown", "info")
+CATEGORIES = ("policy", "region", "size", "disk", "security", "workload", "protection",
+              "governance")
+PACK_FIELDS = ("name", "doc_version", "description", "rules")
+RULE_FIELDS = ("id", "severity", "category", "title", "rationale", "remediation", "doc_link")
+OPTIONAL_PACK_FIELDS = ("sources",)
+OPTIONAL_RULE_FIELDS = ("params",)
+
+CRASH_CONSISTENT = "OnlyCrashConsistent"
+MOVING_READINESS = ("ready", "ready_with_conditions")
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """Facts the checks need that are not in the inventory: the settings' view of the world.
+
+    ``cloud`` is the settings' cloud (``public``, ``usgov``, ``china`` or a custom ARM URL);
+    ``--endpoint`` never changes it. ``opt_out_tag`` is ``(name, value)``; both match
+    case-insensitively and an empty value matches any value (``"name="``).
+    """
+
+    cloud: str = "public"
+    opt_out_tag: tuple[str, str] = ("backup-consistency", "application")
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RuleContext:
+        """Build from ``tasks.settings.Settings`` (cloud and ``rules.opt_out_tag``)."""
+        return cls(cloud=settings.cloud, opt_out_tag=parse_opt_out_tag(settings.rules.opt_out_tag))
+
+
+def parse_opt_out_tag(value: str) -> tuple[str, str]:
+    """``"name=value"`` -> ``(name, value)``; ``"name="`` matches the tag with any value."""
+    name, sep, tag_value = str(value).partition("=")
+    if not sep or not name.strip():
+        raise SettingsError(f"invalid setting rules.opt_out_tag = {value!r}: write 'name=value' "
+                            "(e.g. 'backup-consistency=application'), or 'name=' to match the "
+                            "tag with any value")
+    return name.strip(), tag_value.strip()
+
+
+@dataclass
+class Rule:
+    id: str
+    severity: str
+    category: str
+    title: str
+    rationale: str
+    remediation: str
+    doc_link: str
+    params: dict[str, Any]
+    enabled: bool = True
+    default_severity: str = ""  # the pack's severity, before the user's override
+
+    def __post_init__(self) -> None:
+        if not self.default_severity:
+            self.default_severity = self.severity
+
+
+@dataclass
+class RulePack:
+    name: str
+    doc_version: str
+    description: str
+    rules: list[Rule]
+    overrides: list[dict[str, str]] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # Microsoft texts the pack follows
+    path: Path | None = None
+
+    def enabled(self) -> list[Rule]:
+        return [r for r in self.rules if r.enabled]
+
+    def rule(self, rule_id: str) -> Rule:
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        raise KeyError(rule_id)
+
+    def ids(self) -> list[str]:
+        return [r.id for r in self.rules]
+
+
+# -- loading --------------------------------------------------------------------------------
+
+def available_packs() -> list[str]:
+    return sorted(p.stem for p in PACK_DIR.glob("*.yaml"))
+
+
+def pack_path(pack: str) -> Path:
+    """A pack name (``ga-2025-07``) means ``config/rules/<name>.yaml``; a value ending in
+    ``.yaml``/``.yml`` or holding a path separator is a file path."""
+    if pack.endswith((".yaml", ".yml")) or "/" in pack or "\\" in pack:
+        path = Path(pack).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"invalid setting rules.pack = {pack!r}: no such file; give a "
+                                f"pack name ({', '.join(available_packs())}) or an existing "
+                                ".yaml file")
+        return path
+    path = PACK_DIR / f"{pack}.yaml"
+    if not path.is_file():
+        raise SettingsError(f"invalid setting rules.pack = {pack!r}: no such rule pack; use one "
+                            f"of {', '.join(available_packs())} or a path to a .yaml file")
+    return path
+
+
+def read_pack(path: Path) -> RulePack:
+    """Parse and validate one pack file; every problem names the file, the rule and the field."""
+    where = f"rule pack {path}"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputError(f"{where} is not valid YAML: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"{where} cannot be read: {exc.strerror}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{where} must be a mapping with keys {', '.join(PACK_FIELDS)}")
+    for key in PACK_FIELDS:
+        if key not in data or data[key] in (None, "", []):
+            raise InputError(f"{where} lacks the field '{key}'; a pack needs "
+                             f"{', '.join(PACK_FIELDS)}")
+    extra = sorted(set(data) - set(PACK_FIELDS) - set(OPTIONAL_PACK_FIELDS))
+    if extra:
+        raise InputError(f"{where} has unknown field(s) {', '.join(extra)}; allowed: "
+                         f"{', '.join(PACK_FIELDS + OPTIONAL_PACK_FIELDS)}")
+    for key in ("name", "doc_version", "description"):
+        if not isinstance(data[key], str):
+            raise InputError(f"{where}: field '{key}' must be a string")
+    if not isinstance(data["rules"], list):
+        raise InputError(f"{where}: field 'rules' must be a list of rules")
+    sources = data.get("sources") or []
+    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+        raise InputError(f"{where}: field 'sources' must be a list of strings")
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for number, raw in enumerate(data["rules"], start=1):
+        rule = _read_rule(raw, f"{where}, rule #{number}")
+        if rule.id in seen:
+            raise InputError(f"{where}, rule {rule.id}: the id appears twice; keep one entry")
+        seen.add(rule.id)
+        rules.append(rule)
+    return RulePack(name=data["name"], doc_version=data["doc_version"],
+                    description=data["description"].strip(), rules=rules, sources=sources,
+                    path=path)
+
+
+def _read_rule(raw: Any, where: str) -> Rule:
+    if not isinstance(raw, dict):
+        raise InputError(f"{where} must be a mapping with {', '.join(RULE_FIELDS)}")
+    rule_id = raw.get("id")
+    if not isinstance(rule_id, str) or not rule_id:
+        raise InputError(f"{where} lacks the field 'id'")
+    if rule_id not in CHECKS:
+        raise InputError(f"{where}: unknown rule id '{rule_id}'; known ids: "
+                         f"{', '.join(sorted(CHECKS))}")
+    where = f"{where.rsplit(', rule #', 1)[0]}, rule {rule_id}"
+    for key in RULE_FIELDS:
+        value = raw.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(f"{where} lacks the field '{key}' (a non-empty string)")
+    extra = sorted(set(raw) - set(RULE_FIELDS) - set(OPTIONAL_RULE_FIELDS))
+    if extra:
+        raise InputError(f"{where} has unknown field(s) {', '.join(extra)}; allowed: "
+                         f"{', '.join(RULE_FIELDS + OPTIONAL_RULE_FIELDS)}")
+    if raw["severity"] not in SEVERITIES:
+        raise InputError(f"{where}: field 'severity' is {raw['severity']!r}; use one of "
+                         f"{', '.join(SEVERITIES)}")
+    if raw["category"] not in CATEGORIES:
+        raise InputError(f"{where}: field 'category' is {raw['category']!r}; use one of "
+                         f"{', '.join(CATEGORIES)}")
+    if not raw["doc_link"].startswith("https://"):
+        raise InputError(f"{where}: field 'doc_link' must be an https:// URL")
+    params = raw.get("params") or {}
+    if not isinstance(params, dict):
+        raise InputError(f"{where}: field 'params' must be a mapping")
+    for name, kind in CHECKS[rule_id].params.items():
+        if name not in params:
+            raise InputError(f"{where}: field 'params' lacks '{name}' ({kind.__name__})")
+        if not isinstance(params[name], kind):
+            raise InputError(f"{where}: params.{name} must be a {kind.__name__}, not "
+                             f"{type(params[name]).__name__}")
+    return Rule(id=rule_id, severity=raw["severity"], category=raw["category"],
+                title=raw["title"].strip(), rationale=raw["rationale"].strip(),
+                remediation=raw["remediation"].strip(), doc_link=raw["doc_link"].strip(),
+                params=params)
+
+
+def load_pack(rules: Any) -> RulePack:
+    """The pack ``settings.rules`` names, with its severity overrides and disabled ids applied.
+
+    Ids in ``rules.severity`` and ``rules.disabled`` are matched case-insensitively; an id the
+    pack lacks is a ``SettingsError`` naming it (and saying so when it is in another pack).
+    """
+    pack = read_pack(pack_path(rules.pack))
+    severity = {str(k).strip().upper(): v for k, v in dict(rules.severity).items()}
+    disabled = [str(d).strip().upper() for d in rules.disabled]
+    _check_ids(pack, "rules.severity", list(severity))
+    _check_ids(pack, "rules.disabled", disabled)
+    for rule_id, new in severity.items():
+        if new not in SEVERITIES:
+            raise SettingsError(f"invalid setting rules.severity.{rule_id} = {new!r}: use one "
+                                f"of {', '.join(SEVERITIES)}")
+    for rule in pack.rules:
+        new = severity.get(rule.id)
+        if new is not None and new != rule.severity:
+            pack.overrides.append({"rule": rule.id,
+                                   "change": f"severity {rule.severity} -> {new}"})
+            rule.severity = new
+        if rule.id in disabled:
+            rule.enabled = False
+            pack.overrides.append({"rule": rule.id, "change": "disabled"})
+    return pack
+
+
+def _check_ids(pack: RulePack, key: str, ids: list[str]) -> None:
+    unknown = [i for i in ids if i not in pack.ids()]
+    if not unknown:
+        return
+    elsewhere = [i for i in unknown if i in CHECKS]
+    hint = (f" ({', '.join(elsewhere)} exist(s) but not in this pack: pick another pack or "
+            "drop the override)") if elsewhere else ""
+    raise SettingsError(f"invalid setting {key}: rule id(s) {', '.join(unknown)} not in rule "
+                        f"pack {pack.name}{hint}; its ids: {', '.join(pack.ids())}")
+
+
+# -- evaluation -----------------------------------------------------------------------------
+
+def evaluate(vms: pd.DataFrame, disks: pd.DataFrame, pack: RulePack,
+             ctx: RuleContext) -> pd.DataFrame:
+    """A boolean frame: index ``vms.index``, one column per enabled rule id (pack order)."""
+    vms = schema.conform(vms, schema.VM_COLUMNS)
+    disks = schema.conform(disks, schema.DISK_COLUMNS)
+    columns: dict[str, np.ndarray] = {}
+    for rule in pack.enabled():
+        fired = CHECKS[rule.id].check(vms, disks, rule.params, ctx)
+        if not isinstance(fired, pd.Series) or not fired.index.equals(vms.index):
+            raise RuntimeError(f"check {rule.id} must return a Series on vms.index")
+        columns[rule.id] = fired.astype("boolean").fillna(False).to_numpy(bool)
+    return pd.DataFrame(columns, index=vms.index, columns=[r.id for r in pack.enabled()],
+                        dtype=bool)
+
+
+def score(vms: pd.DataFrame, disks: pd.DataFrame, pack: RulePack, ctx: RuleContext,
+          target_template: str = "{source}-crash") -> pd.DataFrame:
+    """``vms`` plus readiness, blockers, warnings, unknowns, infos and target_policy.
+
+    Findings are listed for every VM, protected or not; readiness is the first match of
+    supported-scenarios.md with the effective severities. ``target_policy`` is filled only for
+    ``ready`` and ``ready_with_conditions`` VMs (the ones a wave would move); others get ``""``.
+    """
+    check_template(target_template)
+    vms = schema.conform(vms, schema.VM_COLUMNS)
+    fired = evaluate(vms, disks, pack, ctx)
+    matrix = fired.to_numpy(bool)
+    ids = list(fired.columns)
+    severity = [pack.rule(i).severity for i in ids]
+    out = vms.copy()
+    any_of: dict[str, np.ndarray] = {}
+    for level, column in (("blocker", "blockers"), ("warning", "warnings"),
+                          ("unknown", "unknowns"), ("info", "infos")):
+        picks = [n for n, s in enumerate(severity) if s == level]
+        out[column] = _joined(matrix[:, picks], [ids[n] for n in picks])
+        any_of[level] = matrix[:, picks].any(axis=1)
+    conditions = [
+        ~active_item(vms).to_numpy(bool),
+        text(vms["consistency_type"]).eq(CRASH_CONSISTENT.casefold()).to_numpy(bool),
+        any_of["blocker"], any_of["unknown"], any_of["warning"],
+    ]
+    choices = ["not_protected", "already_crash_consistent", "not_ready", "unknown",
+               "ready_with_conditions"]
+    out["readiness"] = np.select(conditions, choices, default="ready")
+    out["target_policy"] = _targets(vms["policy_name"], out["readiness"], target_template)
+    return schema.conform(out, {**schema.VM_COLUMNS, **schema.SCORED_COLUMNS})
+
+
+def _joined(matrix: np.ndarray, ids: list[str]) -> np.ndarray:
+    """Row-wise ``";".join`` of the ids whose column is True, without a per-row loop: each row's
+    fired set becomes an integer code, and only the distinct codes (a few dozen) are joined."""
+    rows = matrix.shape[0]
+    if not ids:
+        return np.full(rows, "", dtype=object)
+    weights = np.left_shift(np.uint64(1), np.arange(len(ids), dtype=np.uint64))
+    codes = (matrix.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
+    distinct, inverse = np.unique(codes, return_inverse=True)
+    labels = np.array([";".join(ids[n] for n in range(len(ids)) if int(c) >> n & 1)
+                       for c in distinct], dtype=object)
+    return labels[inverse.reshape(-1)]
+
+
+def _targets(policy_names: pd.Series, readiness: pd.Series, template: str) -> pd.Series:
+    names = policy_names.astype("string").fillna("")
+    moving = readiness.isin(MOVING_READINESS) & names.ne("")
+    mapping = {n: target_policy_name(n, template) for n in names[moving].unique()}
+    return names.map(mapping).where(moving, "").fillna("").astype("string")
+
+
+# -- target policy names --------------------------------------------------------------------
+
+# Azure's rule for Microsoft.RecoveryServices/vaults/backupPolicies names (MicrosoftDocs
+# azure-docs articles/azure-resource-manager/management/resource-name-rules.md): 3-150
+# characters, alphanumerics and hyphens, start with a letter, can't end with a hyphen; names
+# compare case-insensitively. (Terraform's azurerm_backup_policy_vm also lets '_' and '!'
+# through; we generate only what the documented rule allows.)
+POLICY_NAME_MAX = 150
+POLICY_NAME_MIN = 3
+_POLICY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,148}[A-Za-z0-9]$")
+_LITERAL_OK = re.compile(r"^[A-Za-z0-9-]*$")
+_NOT_ALLOWED = re.compile(r"[^A-Za-z0-9-]+")
+_HASH_LEN = 8
+_MIN_SOURCE_ROOM = 1 + 1 + _HASH_LEN  # one letter, a hyphen and the hash
+
+
+def valid_policy_name(name: str) -> bool:
+    return bool(_POLICY_NAME.match(name))
+
+
+def check_template(template: str) -> list[str]:
+    """Validate ``rules.target_policy_template``; return its literal parts (text around each
+    ``{source}``). A template that cannot give a valid, new policy name is a SettingsError."""
+    def bad(why: str) -> SettingsError:
+        return SettingsError(f"invalid setting rules.target_policy_template = {template!r}: "
+                             f"{why}; e.g. '{{source}}-crash'")
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise bad(f"not a valid template ({exc})") from None
+    literals: list[str] = []
+    sources = 0
+    for literal, field_name, spec, conversion in parsed:
+        literals.append(literal)
+        if field_name is None:
+            continue
+        if field_name != "source" or spec or conversion:
+            raise bad(f"the only field allowed is {{source}}, found {{{field_name}}}"
+                      if field_name != "source" else "write {source} without a format spec")
+        sources += 1
+    if sources == 0:
+        raise bad("it must contain {source}, or every policy would clone to the same name")
+    literal_text = "".join(literals)
+    if not literal_text:
+        raise bad("it gives the source policy's own name; add text such as '-crash'")
+    if not _LITERAL_OK.match(literal_text):
+        raise bad("Azure backup policy names allow only letters, digits and hyphens")
+    if literals[0] and not literals[0][0].isalpha():
+        raise bad("a backup policy name must start with a letter")
+    if parsed[-1][1] is None and literals[-1].endswith("-"):
+        raise bad("a backup policy name can't end with a hyphen")
+    room = POLICY_NAME_MAX - len(literal_text)
+    if room < sources * _MIN_SOURCE_ROOM:
+        raise bad(f"its fixed text leaves {room} of the {POLICY_NAME_MAX} characters Azure "
+                  "allows for the source name")
+    return literals
+
+
+def target_policy_name(source: str, template: str) -> str:
+    """The crash-consistent clone's name for source policy ``source``: ``template`` with
+    ``{source}`` filled in, always a valid backup policy name.
+
+    Source names come from Azure, so they are normally used as they are. When a source has to
+    change to fit (characters outside letters/digits/hyphens, a non-letter start, or too long
+    for 150 characters with the template's text), it is cleaned/cut and given ``-`` plus 8 hex
+    digits of its SHA-256, so two different sources never share a clone name. ``""`` stays
+    ``""`` (no policy, no clone).
+    """
+    literals = check_template(template)
+    if not source:
+        return ""
+    copies = len(literals) - 1
+    room = (POLICY_NAME_MAX - len("".join(literals))) // copies
+    name = template.format(source=source)
+    if len(source) <= room and valid_policy_name(name):
+        return name
+    clean = _NOT_ALLOWED.sub("-", source).strip("-")
+    if not literals[0]:
+        clean = clean.lstrip("-0123456789")
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:_HASH_LEN]
+    head = clean[: room - 1 - _HASH_LEN].strip("-") or "policy"
+    name = template.format(source=f"{head}-{digest}")
+    if not valid_policy_name(name):  # pragma: no cover - check_template rules this out
+        raise AssertionError(f"target policy name {name!r} from {source!r} is not valid")
+    return name
+
+
+__all__ = [
+    "Rule",
+    "RuleContext",
+    "RulePack",
+    "active_item",
+    "available_packs",
+    "check_template",
+    "evaluate",
+    "load_pack",
+    "parse_opt_out_tag",
+    "read_pack",
+    "score",
+    "target_policy_name",
+    "valid_policy_name",
+]
+
