@@ -104,8 +104,8 @@ def build() -> tuple[dict, list[Case]]:
     vm_a, disks_a = add("shared-a", Case("shared-a", "not_ready", blockers=["SHARED_DISK"]))
     shared = disks_a[1]
     shared["properties"]["maxShares"] = 2
-    vm_b, disks_b = add("shared-b", Case("shared-b", "not_ready", blockers=["SHARED_DISK"]),
-                        data_disks=0)
+    vm_b, _ = add("shared-b", Case("shared-b", "not_ready", blockers=["SHARED_DISK"]),
+                     data_disks=0)
     vm_b["properties"]["storageProfile"]["dataDisks"] = [
         {**vm_a["properties"]["storageProfile"]["dataDisks"][0], "lun": 0}]
 
