@@ -108,6 +108,23 @@ def _scoped(world: World, body: dict) -> set[str]:
                 "allowed per request. Split the subscriptions into batches.",
             )
         wanted = {str(s).lower() for s in subs}
+        down = wanted & {s.lower() for s in world.faults.arg_unavailable_subscriptions}
+        if down:
+            raise ArmError(
+                503,
+                "ServiceUnavailable",
+                f"Resource Graph is temporarily unavailable for subscription {sorted(down)[0]} "
+                "(injected by the emulator).",
+            )
+        for sub in sorted(wanted):
+            if world.faults.forbidden(f"/subscriptions/{sub}"):
+                raise ArmError(
+                    403,
+                    "AuthorizationFailed",
+                    "The client does not have authorization to perform action "
+                    "'Microsoft.ResourceGraph/resources/read' over scope "
+                    f"'/subscriptions/{sub}' or the scope is invalid.",
+                )
         known = {s for s in wanted if state.subscription_exists(s)}
         if not known:
             raise ArmError(
@@ -132,8 +149,8 @@ def _scoped(world: World, body: dict) -> set[str]:
                     "invalid.",
                 )
             out.update(members)
-        return out
-    return set(state.subscriptions)
+        return {s for s in out if not world.faults.forbidden(f"/subscriptions/{s}")}
+    return {s for s in state.subscriptions if not world.faults.forbidden(f"/subscriptions/{s}")}
 
 
 def _filter_tables(world: World, subs: set[str]) -> dict[str, list[dict]]:

@@ -52,6 +52,12 @@ class Faults:
     stuck_operations: bool = False
     fail_jobs_for: list[str] = field(default_factory=list)  # VM names or ids whose jobs fail
     resource_guard_vaults: list[str] = field(default_factory=list)  # vault names or ids
+    # ARM ids (subscriptions, resource groups, vaults...) the principal has no access to:
+    # ARM requests under them get 403, Resource Graph queries naming them get 403.
+    forbidden_scopes: list[str] = field(default_factory=list)
+    # Subscriptions whose Resource Graph queries (when named in the request) answer 503, for
+    # partial-result tests: the scope lists fine, one batch of it cannot be read.
+    arg_unavailable_subscriptions: list[str] = field(default_factory=list)
     object_locked: bool = True  # BMSUserErrorObjectLocked while an operation runs on the item
     expire_tokens: bool = False  # treat every token as expired (clock skew, revoked session)
 
@@ -83,6 +89,15 @@ class Faults:
         name = vm_id.rstrip("/").rsplit("/", 1)[-1].lower()
         wanted = {v.lower() for v in self.fail_jobs_for}
         return vm_id.lower() in wanted or name in wanted
+
+    def forbidden(self, path: str) -> str | None:
+        """The forbidden scope that ``path`` falls under, if any."""
+        lower = path.lower().rstrip("/")
+        for scope in self.forbidden_scopes:
+            prefix = scope.lower().rstrip("/")
+            if lower == prefix or lower.startswith(prefix + "/"):
+                return scope
+        return None
 
     def guarded(self, vault_id: str) -> bool:
         name = vault_id.rstrip("/").rsplit("/", 1)[-1].lower()

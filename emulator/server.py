@@ -119,6 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
                 req.principal = world.issuer.authorise(
                     req, force_expired=world.faults.expire_tokens
                 )
+                _check_access(world, req)
                 world.tick()
                 limit_headers = _throttle(world, route.kind, req)
                 world.count(route.kind)
@@ -190,6 +191,20 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+
+def _check_access(world: World, req: Request) -> None:
+    """The ``forbidden_scopes`` fault: a 403 exactly as ARM words it."""
+    scope = world.faults.forbidden(req.path)
+    if scope:
+        action = "read" if req.method == "GET" else "write"
+        raise ArmError(
+            403,
+            "AuthorizationFailed",
+            f"The client '{req.principal}' with object id '{req.principal}' does not have "
+            f"authorization to perform action '{action}' over scope '{req.path}' or the scope "
+            "is invalid. If access was recently granted, please refresh your credentials.",
+        )
 
 
 def _throttle(world: World, kind: str, req: Request) -> dict[str, str]:

@@ -74,6 +74,9 @@ def serve(
     resource_guard_vault: Annotated[list[str] | None, typer.Option(
         "--resource-guard-vault", help="Vault protected by Resource Guard (repeatable).",
         show_default=False)] = None,
+    forbidden_scope: Annotated[list[str] | None, typer.Option(
+        "--forbidden-scope", help="ARM id the principal may not read (403), e.g. a "
+        "subscription or vault (repeatable).", show_default=False)] = None,
     client_secret: Annotated[str | None, typer.Option(
         "--client-secret", help="Secret of the emulator's service principal.",
         show_default=False)] = None,
@@ -99,7 +102,8 @@ def serve(
     faults = Faults(latency_ms=latency_ms, rate_429=rate_429, rate_5xx=rate_5xx,
                     rate_drop=rate_drop, stuck_operations=stuck_operations,
                     fail_jobs_for=list(fail_jobs_for or []),
-                    resource_guard_vaults=list(resource_guard_vault or []))
+                    resource_guard_vaults=list(resource_guard_vault or []),
+                    forbidden_scopes=list(forbidden_scope or []))
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
