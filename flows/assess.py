@@ -64,7 +64,7 @@ def _retry_command(subscriptions: list[str]) -> str:
 def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | None = None,
                    ) -> AssessmentOutcome:
     """Run the assess flow under Prefect (the caller provides the Prefect runtime)."""
-    from prefect import flow, task
+    from prefect import flow, get_run_logger, task
     from prefect.cache_policies import NO_CACHE
 
     from reports.readiness_csv import write_readiness_csv
@@ -94,13 +94,18 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
                                page_size=settings.throttles.arg_page_size)
         state = f"error: {result.error}" if result.error else "ok"
         vms = len(result.rows.get("vms", []))
-        progress.advance("batches", f"batch {n}/{total}: {len(subs)} subscription(s), {vms} VMs, "
-                                    f"{result.requests} Resource Graph requests ({state})")
+        line = (f"batch {n}/{total}: {len(subs)} subscription(s), {vms} VMs, "
+                f"{result.requests} Resource Graph requests ({state})")
+        get_run_logger().info(line)
+        progress.advance("batches", line)
         return result
 
     def policies_chunk(access: AzureAccess, vault_ids: list[str]):
         facts = read_policies(access, vault_ids)
-        progress.advance("vaults", f"policies of {len(vault_ids)} vault(s) read", len(vault_ids))
+        line = (f"policies of {len(vault_ids)} vault(s) read, "
+                f"{len(facts.errors)} vault(s) unreadable")
+        get_run_logger().info(line)
+        progress.advance("vaults", line, len(vault_ids))
         return facts
 
     discover_task = task(discover_batch, name="discover-batch", **opts)

@@ -25,7 +25,7 @@ from tasks.settings import default_data_dir
 QUIET_ENV = {
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_LOGGING_LEVEL": "INFO",  # run logs reach the API; the console shows warnings
     "PREFECT_LOGGING_LOG_PRINTS": "false",
 }
 STARTUP_TIMEOUT = 90.0
@@ -128,6 +128,9 @@ def _quiet_console() -> None:
             if isinstance(handler, logging.StreamHandler) and not any(
                     isinstance(f, _HideUserErrors) for f in handler.filters):
                 handler.addFilter(_HideUserErrors())
+                # Our own progress lines cover the console; Prefect's INFO chatter (task
+                # created, finished in state ...) goes to the API only.
+                handler.setLevel(max(handler.level, logging.WARNING))
 
 
 def _drain() -> None:
