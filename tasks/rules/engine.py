@@ -22,7 +22,7 @@ import yaml
 from tasks.errors import InputError, SettingsError
 from tasks.inventory import schema
 from tasks.rules.checks import CHECKS
-from tasks.rules.predicates import active_item, text
+from tasks.rules.predicates import VM_ROW, active_item, equals_any, vm_rows
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "config" / "rules"
 SEVERITIES = ("blocker", "warning", "unknown", "info")
@@ -202,8 +202,8 @@ def _read_rule(raw: Any, where: str) -> Rule:
         if name not in params:
             raise InputError(f"{where}: field 'params' lacks '{name}' ({kind.__name__})")
         if not isinstance(params[name], kind):
-            raise InputError(f"{where}: params.{name} must be a {kind.__name__}, not "
-                             f"{type(params[name]).__name__}")
+            raise InputError(f"{where}: params.{name} must be of type {kind.__name__}, "
+                             f"not {type(params[name]).__name__}")
     return Rule(id=rule_id, severity=raw["severity"], category=raw["category"],
                 title=raw["title"].strip(), rationale=raw["rationale"].strip(),
                 remediation=raw["remediation"].strip(), doc_link=raw["doc_link"].strip(),
@@ -253,8 +253,13 @@ def _check_ids(pack: RulePack, key: str, ids: list[str]) -> None:
 def evaluate(vms: pd.DataFrame, disks: pd.DataFrame, pack: RulePack,
              ctx: RuleContext) -> pd.DataFrame:
     """A boolean frame: index ``vms.index``, one column per enabled rule id (pack order)."""
-    vms = schema.conform(vms, schema.VM_COLUMNS)
+    return _evaluate(schema.conform(vms, schema.VM_COLUMNS), disks, pack, ctx)
+
+
+def _evaluate(vms: pd.DataFrame, disks: pd.DataFrame, pack: RulePack,
+              ctx: RuleContext) -> pd.DataFrame:
     disks = schema.conform(disks, schema.DISK_COLUMNS)
+    disks[VM_ROW] = vm_rows(vms, disks)  # the disk -> VM join, done once for every disk rule
     columns: dict[str, np.ndarray] = {}
     for rule in pack.enabled():
         fired = CHECKS[rule.id].check(vms, disks, rule.params, ctx)
@@ -275,11 +280,11 @@ def score(vms: pd.DataFrame, disks: pd.DataFrame, pack: RulePack, ctx: RuleConte
     """
     check_template(target_template)
     vms = schema.conform(vms, schema.VM_COLUMNS)
-    fired = evaluate(vms, disks, pack, ctx)
+    fired = _evaluate(vms, disks, pack, ctx)
     matrix = fired.to_numpy(bool)
     ids = list(fired.columns)
     severity = [pack.rule(i).severity for i in ids]
-    out = vms.copy()
+    out = vms  # conform returned a copy
     any_of: dict[str, np.ndarray] = {}
     for level, column in (("blocker", "blockers"), ("warning", "warnings"),
                           ("unknown", "unknowns"), ("info", "infos")):
@@ -288,7 +293,7 @@ def score(vms: pd.DataFrame, disks: pd.DataFrame, pack: RulePack, ctx: RuleConte
         any_of[level] = matrix[:, picks].any(axis=1)
     conditions = [
         ~active_item(vms).to_numpy(bool),
-        text(vms["consistency_type"]).eq(CRASH_CONSISTENT.casefold()).to_numpy(bool),
+        equals_any(vms["consistency_type"], [CRASH_CONSISTENT]).to_numpy(bool),
         any_of["blocker"], any_of["unknown"], any_of["warning"],
     ]
     choices = ["not_protected", "already_crash_consistent", "not_ready", "unknown",
@@ -339,9 +344,19 @@ def valid_policy_name(name: str) -> bool:
     return bool(_POLICY_NAME.match(name))
 
 
-def check_template(template: str) -> list[str]:
-    """Validate ``rules.target_policy_template``; return its literal parts (text around each
-    ``{source}``). A template that cannot give a valid, new policy name is a SettingsError."""
+@dataclass(frozen=True)
+class TemplateShape:
+    """What a valid target template looks like: fixed characters, ``{source}`` copies, and
+    whether the name starts with the source (then the source must start with a letter)."""
+
+    fixed: int
+    copies: int
+    leads_with_source: bool
+
+
+def check_template(template: str) -> TemplateShape:
+    """Validate ``rules.target_policy_template``: a SettingsError unless it can give a valid
+    backup policy name that differs from the source policy's own name."""
     def bad(why: str) -> SettingsError:
         return SettingsError(f"invalid setting rules.target_policy_template = {template!r}: "
                              f"{why}; e.g. '{{source}}-crash'")
@@ -350,31 +365,32 @@ def check_template(template: str) -> list[str]:
     except ValueError as exc:
         raise bad(f"not a valid template ({exc})") from None
     literals: list[str] = []
-    sources = 0
+    copies = 0
     for literal, field_name, spec, conversion in parsed:
         literals.append(literal)
         if field_name is None:
             continue
-        if field_name != "source" or spec or conversion:
-            raise bad(f"the only field allowed is {{source}}, found {{{field_name}}}"
-                      if field_name != "source" else "write {source} without a format spec")
-        sources += 1
-    if sources == 0:
+        if field_name != "source":
+            raise bad(f"the only field allowed is {{source}}, found {{{field_name}}}")
+        if spec or conversion:
+            raise bad("write {source} without a conversion or format spec")
+        copies += 1
+    if copies == 0:
         raise bad("it must contain {source}, or every policy would clone to the same name")
-    literal_text = "".join(literals)
-    if not literal_text:
+    fixed = "".join(literals)
+    if copies == 1 and not fixed:
         raise bad("it gives the source policy's own name; add text such as '-crash'")
-    if not _LITERAL_OK.match(literal_text):
+    if not _LITERAL_OK.match(fixed):
         raise bad("Azure backup policy names allow only letters, digits and hyphens")
     if literals[0] and not literals[0][0].isalpha():
         raise bad("a backup policy name must start with a letter")
     if parsed[-1][1] is None and literals[-1].endswith("-"):
         raise bad("a backup policy name can't end with a hyphen")
-    room = POLICY_NAME_MAX - len(literal_text)
-    if room < sources * _MIN_SOURCE_ROOM:
+    room = POLICY_NAME_MAX - len(fixed)
+    if room < copies * _MIN_SOURCE_ROOM:
         raise bad(f"its fixed text leaves {room} of the {POLICY_NAME_MAX} characters Azure "
                   "allows for the source name")
-    return literals
+    return TemplateShape(fixed=len(fixed), copies=copies, leads_with_source=not literals[0])
 
 
 def target_policy_name(source: str, template: str) -> str:
@@ -387,16 +403,15 @@ def target_policy_name(source: str, template: str) -> str:
     digits of its SHA-256, so two different sources never share a clone name. ``""`` stays
     ``""`` (no policy, no clone).
     """
-    literals = check_template(template)
+    shape = check_template(template)
     if not source:
         return ""
-    copies = len(literals) - 1
-    room = (POLICY_NAME_MAX - len("".join(literals))) // copies
+    room = (POLICY_NAME_MAX - shape.fixed) // shape.copies
     name = template.format(source=source)
     if len(source) <= room and valid_policy_name(name):
         return name
     clean = _NOT_ALLOWED.sub("-", source).strip("-")
-    if not literals[0]:
+    if shape.leads_with_source:
         clean = clean.lstrip("-0123456789")
     digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:_HASH_LEN]
     head = clean[: room - 1 - _HASH_LEN].strip("-") or "policy"
@@ -410,6 +425,7 @@ __all__ = [
     "Rule",
     "RuleContext",
     "RulePack",
+    "TemplateShape",
     "active_item",
     "available_packs",
     "check_template",

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from tasks.rules.predicates import objects, per_value
+
 # family letters, vCPUs, optional constrained vCPUs, feature letters (all lower-cased first)
 NAME_PATTERN = r"^standard_(?P<family>[a-z]+)(?P<vcpus>\d+)(?:-(?P<constrained>\d+))?" \
                r"(?P<features>[a-z]*)(?:_|$)"
@@ -24,8 +26,9 @@ def parse_sizes(sizes: pd.Series) -> pd.DataFrame:
     """One row per input row: ``family``, ``features`` (strings, ``""`` when the name doesn't
     parse), ``version`` (Int64: 1 when a parsed name has no ``_vN``, <NA> when it doesn't
     parse) and ``parsed`` (bool)."""
-    codes, uniques = pd.factorize(sizes.astype("string").fillna("").str.strip().str.lower())
-    names = pd.Series(uniques, dtype="string")
+    codes, uniques = pd.factorize(objects(sizes))
+    # one extra "" name at the end: code -1 (a missing size) picks it
+    names = pd.Series([str(u).strip().lower() for u in uniques] + [""], dtype="string")
     parts = names.str.extract(NAME_PATTERN)
     parsed = parts["family"].notna()
     version = names.str.extract(VERSION_PATTERN)["version"].astype("Int64")
@@ -45,5 +48,6 @@ def premium_hint(sizes: pd.Series) -> pd.Series:
     """The name heuristic for Premium storage: an ``s`` among the feature letters, or an old
     ``DS``/``GS``-style family. A hint for reports only: the Resource SKU list decides."""
     parts = parse_sizes(sizes)
-    hint = parts["features"].str.contains("s", regex=False) | parts["family"].str.endswith("s")
+    hint = (per_value(parts["features"], lambda features: "s" in features)
+            | per_value(parts["family"], lambda family: family.endswith("s")))
     return hint.astype("boolean").where(parts["parsed"])

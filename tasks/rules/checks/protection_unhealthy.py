@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from tasks.rules.predicates import active_item, equals_any, text
+from tasks.rules.predicates import active_item, equals_any
 
 if TYPE_CHECKING:
     from tasks.rules.engine import RuleContext
@@ -25,6 +25,6 @@ PARAMS = {"protection_states": list, "arg_states": list}
 def check(vms: pd.DataFrame, disks: pd.DataFrame, params: dict[str, Any],
           ctx: RuleContext) -> pd.Series:
     arm = equals_any(vms["protection_state"], params["protection_states"])
-    arg = text(vms["protection_state"]).eq("") & equals_any(vms["arg_protection_state"],
-                                                             params["arg_states"])
-    return active_item(vms) & (arm | arg.astype(bool))
+    arg = (equals_any(vms["protection_state"], [""])
+           & equals_any(vms["arg_protection_state"], params["arg_states"]))
+    return active_item(vms) & (arm | arg)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from tasks.rules.predicates import text
+from tasks.rules.predicates import per_value
 
 if TYPE_CHECKING:
     from tasks.rules.engine import RuleContext
@@ -26,4 +26,4 @@ def check(vms: pd.DataFrame, disks: pd.DataFrame, params: dict[str, Any],
     if str(ctx.cloud).strip().casefold() in {str(c).casefold() for c in params["clouds"]}:
         return pd.Series(True, index=vms.index)
     prefixes = tuple(str(p).casefold() for p in params["location_prefixes"])
-    return text(vms["location"]).str.startswith(prefixes).astype(bool)
+    return per_value(vms["location"], lambda location: location.startswith(prefixes))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from tasks.rules.predicates import per_value
 from tasks.rules.sizes import parse_sizes
 
 if TYPE_CHECKING:
@@ -24,9 +25,9 @@ PARAMS = {"intel_min_version": int, "amd_min_version": int, "amd_letter": str,
 def check(vms: pd.DataFrame, disks: pd.DataFrame, params: dict[str, Any],
           ctx: RuleContext) -> pd.Series:
     parts = parse_sizes(vms["vm_size"])
-    features = parts["features"]
-    amd = features.str.contains(params["amd_letter"].lower(), regex=False)
-    arm = features.str.contains(params["arm_letter"].lower(), regex=False)
+    amd_letter, arm_letter = params["amd_letter"].lower(), params["arm_letter"].lower()
+    amd = per_value(parts["features"], lambda features: amd_letter in features)
+    arm = per_value(parts["features"], lambda features: arm_letter in features)
     version = parts["version"].fillna(0).astype(int)
     boost = ((~amd & (version >= params["intel_min_version"]))
              | (amd & (version >= params["amd_min_version"])))

@@ -8,11 +8,12 @@ matches one of its glob patterns (SAP images); or by a SQL VM resource pointing 
 from __future__ import annotations
 
 import fnmatch
+import re
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from tasks.rules.predicates import equals_any, flag, text
+from tasks.rules.predicates import equals_any, flag, per_value
 
 if TYPE_CHECKING:
     from tasks.rules.engine import RuleContext
@@ -23,12 +24,11 @@ PARAMS = {"publishers": list, "publisher_offers": dict, "sql_vm_resource": bool}
 
 def check(vms: pd.DataFrame, disks: pd.DataFrame, params: dict[str, Any],
           ctx: RuleContext) -> pd.Series:
-    publisher = text(vms["image_publisher"])
-    offer = text(vms["image_offer"])
     fired = equals_any(vms["image_publisher"], params["publishers"])
-    for pub, patterns in params["publisher_offers"].items():
-        regex = "|".join(fnmatch.translate(str(p).casefold()) for p in patterns)
-        fired |= publisher.eq(str(pub).casefold()) & offer.str.match(regex).astype(bool)
+    for publisher, patterns in params["publisher_offers"].items():
+        offer = re.compile("|".join(fnmatch.translate(str(p).casefold()) for p in patterns))
+        fired |= equals_any(vms["image_publisher"], [publisher]) & per_value(
+            vms["image_offer"], lambda value, offer=offer: bool(offer.match(value)))
     if params["sql_vm_resource"]:
         fired |= flag(vms["is_sql_vm"])
     return fired.astype(bool)
