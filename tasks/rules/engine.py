@@ -303,12 +303,20 @@ def score(vms: pd.DataFrame, disks: pd.DataFrame, pack: RulePack, ctx: RuleConte
     return schema.conform(out, {**schema.VM_COLUMNS, **schema.SCORED_COLUMNS})
 
 
+_CODE_BITS = 63
+
+
 def _joined(matrix: np.ndarray, ids: list[str]) -> np.ndarray:
     """Row-wise ``";".join`` of the ids whose column is True, without a per-row loop: each row's
     fired set becomes an integer code, and only the distinct codes (a few dozen) are joined."""
     rows = matrix.shape[0]
     if not ids:
         return np.full(rows, "", dtype=object)
+    if len(ids) > _CODE_BITS:  # more rules of one severity than bits in a code: join chunks
+        head = _joined(matrix[:, :_CODE_BITS], ids[:_CODE_BITS])
+        tail = _joined(matrix[:, _CODE_BITS:], ids[_CODE_BITS:])
+        both = np.where((head != "") & (tail != ""), head + ";" + tail, head + tail)
+        return both.astype(object)
     weights = np.left_shift(np.uint64(1), np.arange(len(ids), dtype=np.uint64))
     codes = (matrix.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
     distinct, inverse = np.unique(codes, return_inverse=True)
@@ -332,7 +340,6 @@ def _targets(policy_names: pd.Series, readiness: pd.Series, template: str) -> pd
 # compare case-insensitively. (Terraform's azurerm_backup_policy_vm also lets '_' and '!'
 # through; we generate only what the documented rule allows.)
 POLICY_NAME_MAX = 150
-POLICY_NAME_MIN = 3
 _POLICY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,148}[A-Za-z0-9]$")
 _LITERAL_OK = re.compile(r"^[A-Za-z0-9-]*$")
 _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9-]+")

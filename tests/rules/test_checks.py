@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -15,9 +16,10 @@ GA = load_pack(Rules(pack="ga-2025-07"))
 
 def fired(rule_id: str, vms: list[dict[str, Any]], disks: list[dict[str, Any]] | None = None,
           ctx: RuleContext | None = None) -> list[bool]:
-    """Whether ``rule_id`` fires for each VM, evaluated through the GA pack's params."""
+    """Whether ``rule_id`` fires for each VM, evaluated alone with the GA pack's params."""
     v, d = frames(vms, disks)
-    result = evaluate(v, d, GA, ctx or RuleContext())
+    alone = dataclasses.replace(GA, rules=[GA.rule(rule_id)])
+    result = evaluate(v, d, alone, ctx or RuleContext())
     return result[rule_id].tolist()
 
 
