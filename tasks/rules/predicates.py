@@ -38,13 +38,6 @@ def per_value(series: pd.Series, test: Callable[[str], bool]) -> pd.Series:
     return pd.Series(hits[codes], index=series.index)
 
 
-def text(series: pd.Series) -> pd.Series:
-    """The column as casefolded, stripped strings, ``""`` where missing (object dtype)."""
-    codes, uniques = pd.factorize(objects(series))
-    values = np.array([_normalize(u) for u in uniques] + [""], dtype=object)
-    return pd.Series(values[codes], index=series.index, dtype=object)
-
-
 def equals_any(series: pd.Series, values: Iterable[str]) -> pd.Series:
     """True where the value equals one of ``values``, ignoring case and outer spaces."""
     wanted = {_normalize(v) for v in values}
@@ -58,8 +51,6 @@ def flag(series: pd.Series) -> pd.Series:
 
 # Column the engine adds to its copy of the disks frame: the position of each disk's VM row.
 VM_ROW = "_vm_row"
-
-
 NO_JOIN = -2
 
 

@@ -26,6 +26,8 @@ def check(vms: pd.DataFrame, disks: pd.DataFrame, params: dict[str, Any],
           ctx: RuleContext) -> pd.Series:
     fired = equals_any(vms["image_publisher"], params["publishers"])
     for publisher, patterns in params["publisher_offers"].items():
+        if not patterns:
+            continue
         offer = re.compile("|".join(fnmatch.translate(str(p).casefold()) for p in patterns))
         fired |= equals_any(vms["image_publisher"], [publisher]) & per_value(
             vms["image_offer"], lambda value, offer=offer: bool(offer.match(value)))
