@@ -16,6 +16,8 @@ URL with its password masked, the problem and the fix.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -155,7 +157,7 @@ def _tune_sqlite(engine: Engine, *, memory: bool, synchronous: str) -> None:
         try:
             cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not memory:
-                cur.execute("PRAGMA journal_mode = WAL")
+                _use_wal(cur)
             cur.execute(f"PRAGMA synchronous = {synchronous}")
             cur.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -165,6 +167,26 @@ def _tune_sqlite(engine: Engine, *, memory: bool, synchronous: str) -> None:
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("ccmigrate_begin", "")
         conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
+
+
+def _use_wal(cur: Any) -> None:
+    """Switch the file to WAL once; later opens find it set (WAL is stored in the file).
+
+    The switch needs the file to itself and SQLite reports "database is locked" at once, without
+    the busy timeout, when several processes open a new store together: retry until the timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 def _reason(err: sa.exc.DBAPIError, url: URL) -> str:
