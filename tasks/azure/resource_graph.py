@@ -106,11 +106,9 @@ def query_page(client, query: str, *, subscriptions: list[str] | None = None,
                            query=query, options=options)
     headers: dict[str, str] = {}
 
-    def keep(pipeline_response, deserialized, _headers):
-        headers.update(pipeline_response.http_response.headers)
-        return deserialized
-
-    def seen(response) -> None:  # every try, 429s included
+    def seen(response) -> None:
+        # Every try, errors and 429s included, so the gate always learns the quota left.
+        headers.update(response.http_response.headers)
         if gate:
             gate.saw_status(response.http_response.status_code)
 
@@ -118,7 +116,7 @@ def query_page(client, query: str, *, subscriptions: list[str] | None = None,
         gate.acquire()
     try:
         with azure_call(what):
-            result = client.resources(request, cls=keep, raw_response_hook=seen)
+            result = client.resources(request, raw_response_hook=seen)
     finally:
         left = headers.get("x-ms-user-quota-remaining")
         if gate:
