@@ -16,6 +16,7 @@ URL with its password masked, the problem and the fix.
 
 from __future__ import annotations
 
+import importlib.util
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -55,8 +56,10 @@ def open_store(url: str, *, migrate: bool = True,
     ``migrate=False`` skips migration (tests of the migration runner). The caller disposes the
     engine (``engine.dispose()``) when done.
     """
+    if synchronous not in ("NORMAL", "FULL"):
+        raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
     parsed = _parse(url)
-    shown = masked(parsed)
+    shown = masked(url)  # as the user wrote it
     engine = _create_engine(parsed, shown, synchronous)
     try:
         with engine.connect() as conn:  # fail here, with a clear message, not at first use
@@ -101,6 +104,10 @@ def _parse(url: str) -> URL:
     if (parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:")
             and not database.startswith("file:")):
         parsed = parsed.set(database=str(Path(database).expanduser()))
+    if (parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg2") is None
+            and importlib.util.find_spec("psycopg") is not None):
+        # Plain postgresql:// means psycopg2 before SQLAlchemy 2.1; we ship psycopg 3.
+        parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
 
 
