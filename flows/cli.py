@@ -11,6 +11,7 @@ import typer
 from tasks.errors import CcmigrateError
 
 from . import cli_assess, cli_emulator, demo, discover
+from .options import DEFAULT_DEMO_VMS
 
 app = typer.Typer(
     name="ccmigrate",
@@ -37,7 +38,7 @@ def _demo_default(argv: list[str]) -> list[str]:
     for i, arg in enumerate(argv):
         out.append(arg)
         if arg == "--demo" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
-            out.append(str(cli_assess.DEFAULT_DEMO_VMS))
+            out.append(str(DEFAULT_DEMO_VMS))
     return out
 
 

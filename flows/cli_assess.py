@@ -7,23 +7,16 @@ from typing import Annotated
 
 import typer
 
-from tasks.errors import AzureError, InputError
+from tasks.errors import AzureError
 
 from . import options as opt
-
-DEFAULT_DEMO_VMS = 2000
 
 
 def assess_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for readiness.csv, summary.json "
                                                     "(and readiness.xlsx).")],
-    demo: Annotated[int | None, typer.Option(
-        "--demo", help=f"Assess a generated fleet of N VMs (default {DEFAULT_DEMO_VMS}) in an "
-                       "in-process emulator: `--demo` or `--demo N`.", show_default=False,
-        metavar="[N]")] = None,
-    fleet: Annotated[Path | None, typer.Option(
-        "--fleet", help="Assess this fleet file in an in-process emulator.",
-        show_default=False)] = None,
+    demo: opt.Demo = None,
+    fleet: opt.Fleet = None,
     rules: Annotated[str | None, typer.Option(
         "--rules", help="Rule pack: ga-2025-07 (default), preview-2024-03, or a .yaml path.",
         show_default=False)] = None,
@@ -37,29 +30,22 @@ def assess_command(
 ) -> None:
     """Discover VMs through Resource Graph, score them against the supported-scenario rules,
     write the reports and record the assessment in the state store."""
+    from tasks.rules.engine import load_pack
+
     from .assess import check_out_dir, run_assessment
-    from .emulated import demo_fleet, emulated, load_fleet_file
+    from .emulated import azure_target
     from .prefect_runtime import prefect_runtime
     from .progress import Progress
 
-    if demo is not None and fleet is not None:
-        raise InputError("--demo and --fleet both start an emulator; give only one")
     settings = opt.build_settings(
         config=config, endpoint=endpoint, ca_bundle=ca_bundle, credential=credential,
         state_store=state_store, subscriptions=subscription, management_groups=management_group,
         extra={"rules.pack": rules, "output_dir": str(out)})
     check_out_dir(out)
-    from tasks.rules.engine import load_pack
-
     load_pack(settings.rules)  # a bad pack or override is bad input: say so before starting
-    with Progress() as progress:
-        if demo is not None or fleet is not None:
-            data = load_fleet_file(fleet) if fleet else demo_fleet(demo or DEFAULT_DEMO_VMS)
-            with emulated(settings, data) as (_emu, emu_settings), prefect_runtime():
-                outcome = run_assessment(emu_settings, out, progress=progress)
-        else:
-            with prefect_runtime():
-                outcome = run_assessment(settings, out, progress=progress)
+    with (azure_target(settings, demo, fleet) as target, prefect_runtime(),
+          Progress() as progress):
+        outcome = run_assessment(target, out, progress=progress)
     print_summary(outcome.summary, outcome.files)
     if not outcome.summary["complete"]:
         raise AzureError(f"the assessment is partial: {len(outcome.summary['partial_errors'])} "

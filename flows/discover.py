@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
@@ -100,12 +99,8 @@ def print_census(result: dict[str, Any]) -> None:
 
 
 def discover_command(
-    demo: Annotated[int | None, typer.Option(
-        "--demo", help="Run on a generated fleet of N VMs in an in-process emulator.",
-        show_default=False)] = None,
-    fleet: Annotated[Path | None, typer.Option(
-        "--fleet", help="Run on this fleet file in an in-process emulator.",
-        show_default=False)] = None,
+    demo: opt.Demo = None,
+    fleet: opt.Fleet = None,
     config: opt.Config = None,
     endpoint: opt.Endpoint = None,
     ca_bundle: opt.CaBundle = None,
@@ -115,20 +110,11 @@ def discover_command(
     management_group: opt.ManagementGroups = None,
 ) -> None:
     """Count the subscriptions and VMs in scope through Resource Graph."""
-    from .emulated import demo_fleet, emulated, load_fleet_file
+    from .emulated import azure_target
     from .prefect_runtime import prefect_runtime
 
     settings = opt.build_settings(config=config, endpoint=endpoint, ca_bundle=ca_bundle,
                                   credential=credential, state_store=state_store,
                                   subscriptions=subscription, management_groups=management_group)
-    if demo is not None and fleet is not None:
-        from tasks.errors import InputError
-
-        raise InputError("--demo and --fleet both start an emulator; give only one")
-    if demo is not None or fleet is not None:
-        data = load_fleet_file(fleet) if fleet else demo_fleet(demo or 0)
-        with emulated(settings, data) as (_emu, emu_settings), prefect_runtime():
-            print_census(run_discovery(emu_settings))
-        return
-    with prefect_runtime():
-        print_census(run_discovery(settings))
+    with azure_target(settings, demo, fleet) as target, prefect_runtime():
+        print_census(run_discovery(target))

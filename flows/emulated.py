@@ -11,7 +11,7 @@ from emulator.server import Emulator
 from tasks.errors import InputError
 from tasks.settings import Settings
 
-from .options import with_emulator_principal
+from .options import DEFAULT_DEMO_VMS, with_emulator_principal
 
 DEMO_SUBSCRIPTIONS = 4
 DEMO_SEED = 7
@@ -42,3 +42,17 @@ def emulated(settings: Settings, fleet: dict,
     emulator credential). The ``cloud`` setting is left as the user set it."""
     with Emulator(fleet, config=config) as emu:
         yield emu, with_emulator_principal(settings, emu.connection_info())
+
+
+@contextlib.contextmanager
+def azure_target(settings: Settings, demo: int | None, fleet: Path | None) -> Iterator[Settings]:
+    """Settings for where a command's Azure calls go: an in-process emulator over a generated
+    fleet (``--demo``) or a fleet file (``--fleet``), else wherever the settings point."""
+    if demo is not None and fleet is not None:
+        raise InputError("--demo and --fleet both start an emulator; give only one")
+    if demo is None and fleet is None:
+        yield settings
+        return
+    data = load_fleet_file(fleet) if fleet else demo_fleet(demo or DEFAULT_DEMO_VMS)
+    with emulated(settings, data) as (_emu, emu_settings):
+        yield emu_settings

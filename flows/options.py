@@ -30,6 +30,12 @@ Config = Annotated[Path | None, typer.Option(
 Subscriptions = Annotated[list[str] | None, typer.Option(
     "--subscription", help="Subscription id in scope (repeatable); none = all the credential "
     "sees.", show_default=False)]
+DEFAULT_DEMO_VMS = 2000
+Demo = Annotated[int | None, typer.Option(
+    "--demo", help="Run on a generated fleet of N VMs (default 2000) in an in-process emulator: "
+    "`--demo` or `--demo N`.", show_default=False, metavar="[N]")]
+Fleet = Annotated[Path | None, typer.Option(
+    "--fleet", help="Run on this fleet file in an in-process emulator.", show_default=False)]
 ManagementGroups = Annotated[list[str] | None, typer.Option(
     "--management-group", help="Management group in scope (repeatable).", show_default=False)]
 
