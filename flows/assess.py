@@ -9,6 +9,7 @@ each for scoring, writing and recording. Never one per VM.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,10 +72,10 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
     from reports.summary import build_summary, write_summary_json
     from tasks.azure.clients import AzureAccess
     from tasks.azure.resource_graph import QuotaGate
-    from tasks.discovery.collect import collect_batch
-    from tasks.discovery.policies import read_policies
+    from tasks.discovery.collect import STAGES, collect_queries
+    from tasks.discovery.policies import PolicyFacts, read_policies
     from tasks.discovery.scope import batches, resolve_scope
-    from tasks.discovery.skus import read_skus
+    from tasks.discovery.skus import SkuFacts, read_skus
     from tasks.inventory.build import build_inventory, sku_pairs, vaults_to_read
     from tasks.rules.engine import RuleContext, load_pack, score
     from tasks.state.assessments import (
@@ -88,17 +89,10 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
     progress = progress or Progress(enabled=False)
     opts = {"cache_policy": NO_CACHE}
 
-    def discover_batch(access: AzureAccess, subs: list[str], gate: QuotaGate, n: int,
-                       total: int):
-        result = collect_batch(access.resource_graph(), subs, gate,
+    def discover_stage(access: AzureAccess, subs: list[str], names: tuple[str, ...],
+                       gate: QuotaGate):
+        return collect_queries(access.resource_graph(), subs, names, gate,
                                page_size=settings.throttles.arg_page_size)
-        state = f"error: {result.error}" if result.error else "ok"
-        vms = len(result.rows.get("vms", []))
-        line = (f"batch {n}/{total}: {len(subs)} subscription(s), {vms} VMs, "
-                f"{result.requests} Resource Graph requests ({state})")
-        get_run_logger().info(line)
-        progress.advance("batches", line)
-        return result
 
     def policies_chunk(access: AzureAccess, vault_ids: list[str]):
         facts = read_policies(access, vault_ids)
@@ -108,7 +102,7 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
         progress.advance("vaults", line, len(vault_ids))
         return facts
 
-    discover_task = task(discover_batch, name="discover-batch", **opts)
+    stage_task = task(discover_stage, name="resource-graph", **opts)
     policies_task = task(policies_chunk, name="read-policies", **opts)
     skus_task = task(read_skus, name="read-skus", **opts)
 
@@ -126,80 +120,119 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
         scope = resolve_scope(settings, access.resource_graph(), gate)
         groups = batches(scope.ids, settings.throttles.arg_batch_size)
         progress.stage("batches", "Resource Graph", len(groups))
-        futures = [discover_task.submit(access, g, gate, i + 1, len(groups))
-                   for i, g in enumerate(groups)]
+        # One chain of stages per batch; batches run side by side under the shared quota gate.
+        chains = []
+        for group in groups:
+            chain = []
+            for names in STAGES:
+                chain.append(stage_task.submit(access, group, names, gate,
+                                               wait_for=chain[-1:]))
+            chains.append(chain)
+        stage_of = {names: i for i, names in enumerate(STAGES)}
+        items_stage, vms_stage = stage_of[("protected_items",)], stage_of[("vms",)]
+
+        # Policies as soon as a batch's protected items are known, sizes once its VMs are.
+        arm_futures = []
+        seen_vaults: set[str] = set()
+        for chain in chains:
+            got = chain[items_stage].result()
+            vaults = [v for v in vaults_to_read(got.rows.get("protected_items", []))
+                      if v not in seen_vaults]
+            seen_vaults.update(vaults)
+            arm_futures += [policies_task.submit(access, vaults[i:i + VAULT_CHUNK])
+                            for i in range(0, len(vaults), VAULT_CHUNK)]
+        seen_pairs: set[tuple[str, str]] = set()
+        for chain in chains:
+            pairs = sku_pairs(chain[vms_stage].result().rows.get("vms", [])) - seen_pairs
+            seen_pairs |= pairs
+            if pairs:
+                arm_futures.append(skus_task.submit(access, pairs))
+
         rows: dict[str, list[dict]] = {}
         partial: list[dict] = []
         arg_requests = scope.requests
-        for fut in futures:
-            batch = fut.result()
-            arg_requests += batch.requests
-            if batch.error:
-                partial.append({"scope": "subscriptions " + ", ".join(batch.subscriptions),
-                                "error": batch.error,
-                                "retry": _retry_command(batch.subscriptions)})
+        for n, (group, chain) in enumerate(zip(groups, chains, strict=True), start=1):
+            results = [f.result() for f in chain]
+            arg_requests += sum(r.requests for r in results)
+            error = next((r.error for r in results if r.error), None)
+            vms_found = len(results[vms_stage].rows.get("vms", []))
+            line = (f"batch {n}/{len(groups)}: {len(group)} subscription(s), {vms_found} VMs, "
+                    f"{sum(r.requests for r in results)} Resource Graph requests "
+                    f"({'error: ' + error if error else 'ok'})")
+            get_run_logger().info(line)
+            progress.advance("batches", line)
+            if error:
+                # Honest partial results: none of this batch's rows are scored.
+                partial.append({"scope": "subscriptions " + ", ".join(group), "error": error,
+                                "retry": _retry_command(group)})
                 continue
-            for name, got in batch.rows.items():
-                rows.setdefault(name, []).extend(got)
+            for result in results:
+                for name, got in result.rows.items():
+                    rows.setdefault(name, []).extend(got)
         timings["discovery"] = time.monotonic() - started
         if partial and not rows.get("vms"):
             raise AzureError("no subscription in scope could be read through Resource Graph: "
                              + partial[0]["error"])
 
         mark = time.monotonic()
-        vault_ids = vaults_to_read(rows.get("protected_items", []))
-        chunks = [vault_ids[i:i + VAULT_CHUNK] for i in range(0, len(vault_ids), VAULT_CHUNK)]
-        progress.stage("vaults", "Backup policies", len(vault_ids))
-        policy_futures = [policies_task.submit(access, c) for c in chunks]
-        sku_future = skus_task.submit(access, sku_pairs(rows.get("vms", [])))
         policies: dict[str, dict] = {}
+        frames = []
         arm_requests = 0
-        for fut in policy_futures:
+        for fut in arm_futures:
             facts = fut.result()
-            policies.update(facts.policies)
-            partial.extend({**e, "retry": "re-run the assessment once the vault is readable"}
-                           for e in facts.errors)
             arm_requests += facts.requests
-        skus = sku_future.result()
-        partial.extend({**e, "retry": "re-run the assessment"} for e in skus.errors)
-        arm_requests += skus.requests
-        timings["policies_and_skus"] = time.monotonic() - mark
+            if isinstance(facts, PolicyFacts):
+                policies.update(facts.policies)
+                partial.extend({**e, "retry": "re-run the assessment once the vault is "
+                                "readable"} for e in facts.errors)
+            else:
+                frames.append(facts.frame)
+                partial.extend({**e, "retry": "re-run the assessment"} for e in facts.errors)
+        sku_frame = (pd.concat(frames, ignore_index=True) if frames
+                     else SkuFacts().frame)
+        timings["policies_and_skus_wait"] = time.monotonic() - mark
 
         mark = time.monotonic()
-        inventory = build_inventory(rows, policies, skus.frame, settings)
+        inventory = build_inventory(rows, policies, sku_frame, settings)
         timings["inventory"] = time.monotonic() - mark
         mark = time.monotonic()
         scored = score(inventory.vms, inventory.disks, pack, ctx,
                        settings.rules.target_policy_template)
         timings["score"] = time.monotonic() - mark
 
-        mark = time.monotonic()
         assessment_id = new_assessment_id(created)
         folder = Path(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
         scope_desc = _scope_description(settings, scope.subscriptions)
-        files = {"readiness.csv": write_readiness_csv(scored, folder / "readiness.csv")}
-        timings["write"] = time.monotonic() - mark
-        timings["total"] = time.monotonic() - started
-        summary = build_summary(
-            scored, assessment_id=assessment_id, scope=scope_desc, pack=pack,
-            cloud=settings.cloud,
-            requests={"resource_graph": arg_requests, "resource_graph_429s": gate.throttled,
-                      "arm": arm_requests},
-            partial_errors=partial, timings=timings, excluded_vms=inventory.excluded,
-            tool_version=_tool_version(), created_at=created.isoformat())
-        files["summary.json"] = write_summary_json(summary, folder / "summary.json")
+        requests = {"resource_graph": arg_requests, "resource_graph_429s": gate.throttled,
+                    "arm": arm_requests}
 
+        def summarise() -> dict[str, Any]:
+            timings["total"] = time.monotonic() - started
+            return build_summary(
+                scored, assessment_id=assessment_id, scope=scope_desc, pack=pack,
+                cloud=settings.cloud, requests=requests, partial_errors=partial,
+                timings=timings, excluded_vms=inventory.excluded,
+                tool_version=_tool_version(), created_at=created.isoformat())
+
+        def record(summary: dict[str, Any]) -> None:
+            save_assessment(engine, AssessmentRecord(
+                id=assessment_id, created_at=created, finished_at=datetime.now(UTC),
+                scope_key=scope_key(scope_desc), scope=scope_desc, rule_pack=pack.name,
+                pack_doc_version=pack.doc_version, overrides=pack.overrides,
+                tool_version=_tool_version(), cloud=settings.cloud, vm_count=len(scored),
+                counts=summary["by_readiness"], request_count=arg_requests,
+                partial_errors=partial, summary=summary), scored)
+
+        # The state store and the CSV are written side by side: both are local I/O.
         mark = time.monotonic()
-        record = AssessmentRecord(
-            id=assessment_id, created_at=created, finished_at=datetime.now(UTC),
-            scope_key=scope_key(scope_desc), scope=scope_desc, rule_pack=pack.name,
-            pack_doc_version=pack.doc_version, overrides=pack.overrides,
-            tool_version=_tool_version(), cloud=settings.cloud, vm_count=len(scored),
-            counts=summary["by_readiness"], request_count=arg_requests,
-            partial_errors=partial, summary=summary)
-        save_assessment(engine, record, scored)
-        timings["record"] = time.monotonic() - mark
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="record") as pool:
+            recording = pool.submit(record, summarise())
+            files = {"readiness.csv": write_readiness_csv(scored, folder / "readiness.csv")}
+            recording.result()
+        timings["write_and_record"] = time.monotonic() - mark
+        summary = summarise()
+        files["summary.json"] = write_summary_json(summary, folder / "summary.json")
         return {"assessment_id": assessment_id, "files": {k: str(v) for k, v in files.items()},
                 "summary": summary, "scored": scored}
 

@@ -39,8 +39,9 @@ class Progress:
     def advance(self, key: str, message: str, steps: int = 1) -> None:
         """One step done; ``message`` is the log line for that step."""
         with self._lock:
-            if self._bar and key in self._tasks:
-                self._bar.advance(self._tasks[key], steps)
+            if self._bar:
+                if key in self._tasks:
+                    self._bar.advance(self._tasks[key], steps)
                 self._bar.console.log(message)
             elif self.enabled:
                 sys.stderr.write(message + "\n")

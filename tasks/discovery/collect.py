@@ -1,25 +1,33 @@
-"""Read one batch of subscriptions through Resource Graph: the raw rows discovery needs.
+"""Read a batch of subscriptions through Resource Graph: the raw rows discovery needs.
 
-Five queries a batch (``queries/*.kql``); the three per-VM ones cost about one page per 1,000
-VMs each, the other two a page or so. Queries of a batch run side by side; the shared
-``QuotaGate`` keeps all of them, across batches, inside the user's quota.
+Five queries (``queries/*.kql``); the three per-VM ones cost about one page per 1,000 VMs each,
+the other two a page or so. They run in stages, one query at a time per batch (one query alone
+already keeps the quota busy), so that the ARM work a stage unlocks (policies once protected
+items are known, VM sizes once VMs are) overlaps with the next stage instead of waiting for all.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..azure.resource_graph import QuotaGate, iter_pages
 from ..errors import AzureError
 from . import queries
 
-QUERIES = ("vms", "protected_items", "attached_disks", "special_disks", "vaults_and_sql")
+# Stage order matters: see the module docstring.
+STAGES: tuple[tuple[str, ...], ...] = (
+    ("vaults_and_sql", "special_disks"),
+    ("protected_items",),
+    ("vms",),
+    ("attached_disks",),
+)
+QUERIES = tuple(name for stage in STAGES for name in stage)
 
 
 @dataclass
 class BatchRows:
-    """Rows of one subscription batch; ``error`` set means the batch could not be read whole."""
+    """Rows of some queries for one subscription batch; ``error`` set means they could not
+    all be read (the batch is then reported as not assessed)."""
 
     subscriptions: list[str]
     rows: dict[str, list[dict]] = field(default_factory=dict)
@@ -27,30 +35,21 @@ class BatchRows:
     error: str | None = None
 
 
-def collect_batch(client, subscriptions: list[str], gate: QuotaGate,
-                  page_size: int = 1000, workers: int = 3) -> BatchRows:
+def collect_queries(client, subscriptions: list[str], names: tuple[str, ...],
+                    gate: QuotaGate, page_size: int = 1000) -> BatchRows:
+    """Run ``names`` one after another over ``subscriptions``, following every page."""
     out = BatchRows(list(subscriptions))
-
-    def run(name: str) -> tuple[str, list[dict], int]:
+    for name in names:
         rows: list[dict] = []
-        pages = 0
-        for page in iter_pages(client, queries.load(name), subscriptions=subscriptions,
-                               top=page_size, gate=gate,
-                               what=f"reading {name.replace('_', ' ')} of "
-                                    f"{len(subscriptions)} subscription(s)"):
-            pages += 1
-            rows.extend(page.rows)
-        return name, rows, pages
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="arg") as pool:
-        futures = [pool.submit(run, name) for name in QUERIES]
-        for fut in futures:
-            try:
-                name, rows, pages = fut.result()
-            except AzureError as err:
-                # Partial results are honest: the whole batch is reported as not assessed.
-                out.error = out.error or str(err)
-                continue
-            out.rows[name] = rows
-            out.requests += pages
+        try:
+            for page in iter_pages(client, queries.load(name), subscriptions=subscriptions,
+                                   top=page_size, gate=gate,
+                                   what=f"reading {name.replace('_', ' ')} of "
+                                        f"{len(subscriptions)} subscription(s)"):
+                out.requests += 1
+                rows.extend(page.rows)
+        except AzureError as err:
+            out.error = str(err)
+            return out
+        out.rows[name] = rows
     return out

@@ -25,7 +25,6 @@ ARG_TO_ARM_STATE = {
 }
 STOPPED_ARM = {"ProtectionStopped", "BackupsSuspended", "ProtectionPaused"}
 STOPPED_ARG = {"ProtectionStopped", "SoftDeleted"}
-VAULT_OF_ITEM = r"(?i)^(.*?/providers/microsoft\.recoveryservices/vaults/[^/]+)"
 
 
 @dataclass
@@ -52,28 +51,44 @@ def _excluded_mask(vms: pd.DataFrame, settings: Settings) -> pd.Series:
     return mask
 
 
-def _disk_rows(vms: pd.DataFrame) -> list[tuple]:
-    """One tuple per disk, in DISK_COLUMNS order up to ``write_accelerator``."""
+def _os_disks(raw: pd.DataFrame) -> pd.DataFrame:
+    """OS disk rows, from the columns the VM query flattened (no JSON walking)."""
+    ephemeral = raw["osDiskPlacement"].fillna("") == "Local"
+    disk_id = raw["osDiskId"].fillna("")
+    managed = (disk_id != "") & ~ephemeral
+    return pd.DataFrame({
+        "vm_key": raw["vm_key"], "role": "os", "lun": None,
+        "disk_name": raw["osDiskName"].fillna(""),
+        "disk_key": disk_id.where(~ephemeral, ""),
+        "managed": managed,
+        "unmanaged": (raw["osDiskVhd"].fillna("") != "") & (disk_id == ""),
+        "ephemeral": ephemeral,
+        "storage_type": raw["osDiskType"].fillna(""),
+        "caching": raw["osDiskCaching"].fillna(""),
+        "write_accelerator": raw["osDiskWriteAccelerator"].fillna("").str.lower() == "true",
+    })
+
+
+def _data_disks(keys: pd.Series, data_disks: pd.Series) -> pd.DataFrame:
+    """Data disk rows: the one Python pass, since each VM lists its data disks as JSON."""
     rows: list[tuple] = []
     append = rows.append
-    for key, os_disk, data_disks in zip(vms["vm_key"], vms["osDisk"], vms["dataDisks"],
-                                        strict=True):
-        os_disk = os_disk or {}
-        ephemeral = (os_disk.get("diffDiskSettings") or {}).get("option") == "Local"
-        for role, lun, disk in ([("os", None, os_disk)] +
-                                [("data", d.get("lun"), d) for d in (data_disks or [])]):
+    for key, disks in zip(keys, data_disks, strict=True):
+        if not disks:
+            continue
+        for disk in disks:
             managed = disk.get("managedDisk") or {}
             disk_id = managed.get("id") or ""
-            is_ephemeral = ephemeral and role == "os"
-            append((key, role, lun, disk.get("name") or "",
-                    "" if is_ephemeral else disk_id.lower(),
-                    bool(disk_id) and not is_ephemeral,
-                    bool(disk.get("vhd")) and not disk_id,
-                    is_ephemeral,
-                    managed.get("storageAccountType") or "",
-                    disk.get("caching") or "",
+            append((key, disk.get("lun"), disk.get("name") or "", disk_id.lower(),
+                    bool(disk_id), bool(disk.get("vhd")) and not disk_id,
+                    managed.get("storageAccountType") or "", disk.get("caching") or "",
                     bool(disk.get("writeAcceleratorEnabled"))))
-    return rows
+    frame = pd.DataFrame(rows, columns=["vm_key", "lun", "disk_name", "disk_key", "managed",
+                                        "unmanaged", "storage_type", "caching",
+                                        "write_accelerator"])
+    frame.insert(1, "role", "data")
+    frame["ephemeral"] = False
+    return frame
 
 
 def _disk_facts(attached: list[dict], special: list[dict]) -> pd.DataFrame:
@@ -86,9 +101,18 @@ def _disk_facts(attached: list[dict], special: list[dict]) -> pd.DataFrame:
     return frame.drop_duplicates("disk_key")
 
 
+def _fill_with_last_segment(values: pd.Series, ids: pd.Series) -> pd.Series:
+    """Missing names fall back to the last segment of the ARM id (only where missing)."""
+    missing = values.isna()
+    if missing.any():
+        values = values.astype(object)  # all-missing columns arrive as float NaN
+        values[missing] = [str(i).rsplit("/", 1)[-1] for i in ids[missing]]
+    return values
+
+
 def _items(items: list[dict], vault_names: dict[str, str]) -> pd.DataFrame:
     """The counted protected item per VM (active first, then most recently backed up)."""
-    cols = ["id", "vmKey", "policyId", "currentProtectionState", "protectionState",
+    cols = ["id", "vaultId", "vmKey", "policyId", "currentProtectionState", "protectionState",
             "lastBackupStatus", "lastBackupTime", "deferredDelete"]
     frame = pd.DataFrame.from_records(items, columns=cols).fillna("")
     if frame.empty:
@@ -111,20 +135,17 @@ def _items(items: list[dict], vault_names: dict[str, str]) -> pd.DataFrame:
         "last_backup_status": counted["lastBackupStatus"],
         "last_backup_time": counted["lastBackupTime"],
         "policy_id": counted["policyId"],
+        "vault_id": counted["vaultId"],
     })
     out["item_count"] = frame.groupby("vmKey").size()
     out["other_items"] = others.groupby("vmKey")["id"].agg(";".join)
-    out["vault_id"] = out["item_id"].str.extract(VAULT_OF_ITEM, expand=False).fillna("")
-    out["vault"] = out["vault_id"].str.lower().map(vault_names).fillna(
-        out["vault_id"].str.rsplit("/", n=1).str[-1])
+    out["vault"] = _fill_with_last_segment(out["vault_id"].map(vault_names), out["vault_id"])
     return out.rename_axis("vm_key").reset_index()
 
 
 def vaults_to_read(item_rows: list[dict]) -> list[str]:
     """Vaults whose policies discovery must read: every vault holding an item in scope."""
-    ids = pd.Series([r["id"] for r in item_rows], dtype="string")
-    vaults = ids.str.extract(VAULT_OF_ITEM, expand=False).dropna()
-    return sorted(set(vaults.str.lower()))
+    return sorted({r["vaultId"] for r in item_rows if r.get("vaultId")})
 
 
 def sku_pairs(vm_rows: list[dict]) -> set[tuple[str, str]]:
@@ -137,7 +158,8 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
     """Join the rows of every query (``collect.QUERIES``) into the inventory frames."""
     vm_cols = ["id", "name", "subscriptionId", "resourceGroup", "location", "tags", "vmSize",
                "osType", "imagePublisher", "imageOffer", "imageSku", "securityType",
-               "ultraSSDEnabled", "osDisk", "dataDisks"]
+               "ultraSSDEnabled", "osDiskName", "osDiskId", "osDiskType", "osDiskCaching",
+               "osDiskWriteAccelerator", "osDiskVhd", "osDiskPlacement", "dataDisks"]
     raw = pd.DataFrame.from_records(rows.get("vms", []), columns=vm_cols)
     excluded = _excluded_mask(raw, settings) if len(raw) else pd.Series(dtype=bool)
     raw = raw[~excluded].reset_index(drop=True) if len(raw) else raw
@@ -161,8 +183,7 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
         "ultra_ssd_enabled": raw["ultraSSDEnabled"].fillna("").str.lower() == "true",
         "tags": [t or {} for t in raw["tags"]],
         "is_sql_vm": raw["vm_key"].isin(sql_vms),
-        "os_disk_ephemeral": [((d or {}).get("diffDiskSettings") or {}).get("option") == "Local"
-                              for d in raw["osDisk"]],
+        "os_disk_ephemeral": raw["osDiskPlacement"].fillna("") == "Local",
     })
 
     # Protection: the counted item, its vault and policy.
@@ -180,7 +201,7 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
         mapped = policy_key.map(facts[col]) if col in facts else pd.Series(index=vms.index)
         vms[col] = mapped
     vms["policy_readable"] = vms["policy_type"].notna() & (vms["policy_id"] != "")
-    vms["policy_name"] = vms["policy_name"].fillna(vms["policy_id"].str.rsplit("/", n=1).str[-1])
+    vms["policy_name"] = _fill_with_last_segment(vms["policy_name"], vms["policy_id"])
     for col in ("policy_type", "schedule_type", "consistency_type"):
         vms[col] = vms[col].fillna("")
     vms["vault_location"] = vms["vault_id"].str.lower().map(vault_locations).fillna("")
@@ -193,12 +214,10 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
     vms["sku_premium_io"] = vms["sku_premium_io"].astype("boolean")
     vms = vms.drop(columns="size_key")
 
-    # Disks.
-    disk_head = list(DISK_COLUMNS)[:11]
-    disks = pd.DataFrame(_disk_rows(pd.DataFrame({"vm_key": vms["vm_key"],
-                                                  "osDisk": raw["osDisk"],
-                                                  "dataDisks": raw["dataDisks"]})),
-                         columns=disk_head)
+    # Disks: OS disks first, then data disks, one row each.
+    raw["vm_key"] = vms["vm_key"]
+    disks = pd.concat([_os_disks(raw), _data_disks(raw["vm_key"], raw["dataDisks"])],
+                      ignore_index=True)
     facts_frame = _disk_facts(rows.get("attached_disks", []), rows.get("special_disks", []))
     disks = disks.merge(facts_frame, on="disk_key", how="left", indicator=True)
     disks["found"] = (disks["_merge"] == "both") | ~disks["managed"]
