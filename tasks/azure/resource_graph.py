@@ -78,11 +78,13 @@ class QuotaGate:
         with self._cond:
             self._in_flight -= 1
             if remaining is not None and resets_after is not None:
-                # Margin: the service rounds resets-after to whole seconds.
-                reset_at = time.monotonic() + resets_after + 0.25
-                same_window = self._remaining is not None and reset_at < self._reset_at + 0.5
+                # resets-after comes in whole seconds, rounded up, so each answer gives an
+                # upper bound of the window's end: keep the tightest one seen in this window.
+                reset_at = time.monotonic() + resets_after + 0.05
+                same_window = self._remaining is not None and reset_at < self._reset_at + 1.5
                 if same_window:
                     self._remaining = min(self._remaining, remaining)
+                    self._reset_at = min(self._reset_at, reset_at)
                 else:
                     self._remaining, self._reset_at = remaining, reset_at
             self._cond.notify_all()
