@@ -20,10 +20,12 @@ from . import options as opt
 
 def census_batch(settings: Settings, subscriptions: list[str], gate) -> dict[str, Any]:
     """Count VMs by subscription and region for one batch of subscriptions."""
+    import pandas as pd
+
     from tasks.azure.clients import AzureAccess
     from tasks.azure.resource_graph import iter_pages
     from tasks.discovery import queries
-    from tasks.discovery.scope import excluded_by_rg_or_tag
+    from tasks.discovery.scope import excluded_mask
 
     access = AzureAccess(settings)
     by_sub: Counter[str] = Counter()
@@ -33,12 +35,12 @@ def census_batch(settings: Settings, subscriptions: list[str], gate) -> dict[str
                            subscriptions=subscriptions, top=settings.throttles.arg_page_size,
                            gate=gate, what="listing VMs"):
         requests += 1
-        for row in page.rows:
-            if excluded_by_rg_or_tag(row, settings):
-                excluded += 1
-                continue
-            by_sub[row["subscriptionId"]] += 1
-            by_region[row["location"]] += 1
+        rows = pd.DataFrame.from_records(page.rows, columns=["subscriptionId", "resourceGroup",
+                                                             "location", "tags"])
+        drop = excluded_mask(rows, settings)
+        excluded += int(drop.sum())
+        by_sub.update(rows.loc[~drop, "subscriptionId"].tolist())
+        by_region.update(rows.loc[~drop, "location"].tolist())
     return {"by_subscription": dict(by_sub), "by_region": dict(by_region),
             "requests": requests, "excluded": excluded}
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from ..errors import AuthorizationError, InputError
 from ..settings import Settings
 from . import queries
@@ -71,18 +73,22 @@ def batches(ids: Iterable[str], size: int) -> list[list[str]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def excluded_by_rg_or_tag(row: dict, settings: Settings) -> bool:
-    """True when a resource row falls under a resource-group or tag exclusion."""
-    rg = (row.get("resourceGroup") or "").lower()
-    sub = (row.get("subscriptionId") or "").lower()
-    for spec in settings.scope.exclude_resource_groups:
-        spec_l = spec.lower()
-        if spec_l == rg or spec_l == f"{sub}/{rg}":
-            return True
-    tags = {k.lower(): str(v) for k, v in (row.get("tags") or {}).items()}
-    for spec in settings.scope.exclude_tags:
+def excluded_mask(rows: pd.DataFrame, settings: Settings) -> pd.Series:
+    """True for resource rows (``subscriptionId``, ``resourceGroup``, ``tags`` columns) that a
+    resource-group or tag exclusion of the scope drops."""
+    scope = settings.scope
+    mask = pd.Series(False, index=rows.index)
+    if not len(rows):
+        return mask
+    if scope.exclude_resource_groups:
+        rg = rows["resourceGroup"].str.lower()
+        sub_rg = rows["subscriptionId"].str.lower() + "/" + rg
+        wanted = {s.lower() for s in scope.exclude_resource_groups}
+        mask |= rg.isin(wanted) | sub_rg.isin(wanted)
+    for spec in scope.exclude_tags:
         name, _, value = spec.partition("=")
-        got = tags.get(name.strip().lower())
-        if got is not None and (not value or got == value):
-            return True
-    return False
+        name = name.strip().lower()
+        got = pd.Series([next((str(v) for k, v in (t or {}).items() if k.lower() == name), None)
+                         for t in rows["tags"]], index=rows.index)
+        mask |= got.notna() & ((got == value) if value else True)
+    return mask

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..discovery.scope import excluded_mask
 from ..settings import Settings
 from .schema import DISK_COLUMNS, VM_COLUMNS, conform
 
@@ -32,23 +33,6 @@ class Inventory:
     vms: pd.DataFrame
     disks: pd.DataFrame
     excluded: int = 0  # VMs dropped by resource-group or tag exclusions
-
-
-def _excluded_mask(vms: pd.DataFrame, settings: Settings) -> pd.Series:
-    scope = settings.scope
-    mask = pd.Series(False, index=vms.index)
-    if scope.exclude_resource_groups:
-        rg = vms["resourceGroup"].str.lower()
-        sub_rg = vms["subscriptionId"].str.lower() + "/" + rg
-        wanted = {s.lower() for s in scope.exclude_resource_groups}
-        mask |= rg.isin(wanted) | sub_rg.isin(wanted)
-    for spec in scope.exclude_tags:
-        name, _, value = spec.partition("=")
-        name = name.strip().lower()
-        got = pd.Series([next((str(v) for k, v in (t or {}).items() if k.lower() == name), None)
-                         for t in vms["tags"]], index=vms.index)
-        mask |= got.notna() & ((got == value) if value else True)
-    return mask
 
 
 def _os_disks(raw: pd.DataFrame) -> pd.DataFrame:
@@ -162,7 +146,7 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
                "ultraSSDEnabled", "osDiskName", "osDiskId", "osDiskType", "osDiskCaching",
                "osDiskWriteAccelerator", "osDiskVhd", "osDiskPlacement", "dataDisks"]
     raw = pd.DataFrame.from_records(rows.get("vms", []), columns=vm_cols)
-    excluded = _excluded_mask(raw, settings) if len(raw) else pd.Series(dtype=bool)
+    excluded = excluded_mask(raw, settings)
     raw = raw[~excluded].reset_index(drop=True) if len(raw) else raw
     raw["vm_key"] = raw["id"].str.lower()
 
