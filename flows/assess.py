@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.errors import AzureError, CcmigrateError, InputError
+from tasks.errors import AzureError, InputError
 from tasks.settings import Settings
 
 from .progress import Progress
@@ -236,12 +236,7 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
         return {"assessment_id": assessment_id, "files": {k: str(v) for k, v in files.items()},
                 "summary": summary, "scored": scored}
 
-    try:
-        result = assess(settings, str(out_dir))
-    except CcmigrateError:
-        raise
-    except KeyError as exc:  # pragma: no cover - a discovery bug, not the user's
-        raise CcmigrateError(f"internal error while assessing: {exc}") from exc
+    result = assess(settings, str(out_dir))
     return AssessmentOutcome(result["assessment_id"], Path(out_dir),
                              {k: Path(v) for k, v in result["files"].items()},
                              result["summary"], result["scored"])
