@@ -207,13 +207,12 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
         requests = {"resource_graph": arg_requests, "resource_graph_429s": gate.throttled,
                     "arm": arm_requests}
 
-        def summarise() -> dict[str, Any]:
-            timings["total"] = time.monotonic() - started
-            return build_summary(
-                scored, assessment_id=assessment_id, scope=scope_desc, pack=pack,
-                cloud=settings.cloud, requests=requests, partial_errors=partial,
-                timings=timings, excluded_vms=inventory.excluded,
-                tool_version=_tool_version(), created_at=created.isoformat())
+        timings["total"] = time.monotonic() - started
+        summary = build_summary(
+            scored, assessment_id=assessment_id, scope=scope_desc, pack=pack,
+            cloud=settings.cloud, requests=requests, partial_errors=partial, timings=timings,
+            excluded_vms=inventory.excluded, tool_version=_tool_version(),
+            created_at=created.isoformat())
 
         def record(summary: dict[str, Any]) -> None:
             save_assessment(engine, AssessmentRecord(
@@ -227,11 +226,13 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
         # The state store and the CSV are written side by side: both are local I/O.
         mark = time.monotonic()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="record") as pool:
-            recording = pool.submit(record, summarise())
+            recording = pool.submit(record, summary)
             files = {"readiness.csv": write_readiness_csv(scored, folder / "readiness.csv")}
             recording.result()
+        # The file's timings also cover the writing (the stored copy was saved before it).
         timings["write_and_record"] = time.monotonic() - mark
-        summary = summarise()
+        timings["total"] = time.monotonic() - started
+        summary = {**summary, "timings_s": {k: round(v, 3) for k, v in timings.items()}}
         files["summary.json"] = write_summary_json(summary, folder / "summary.json")
         return {"assessment_id": assessment_id, "files": {k: str(v) for k, v in files.items()},
                 "summary": summary, "scored": scored}
