@@ -58,7 +58,9 @@ def make_vm(sub: str, rg: str, name: str, *, location: str = "eastus",
         "id": disk_id(sub, rg, d), "name": d, "type": "Microsoft.Compute/disks",
         "location": location, "managedBy": vm["id"],
         "sku": {"name": "Premium_LRS", "tier": "Premium"},
-        "properties": {"diskSizeGB": 30, "diskState": "Attached", "provisioningState": "Succeeded",
+        # Sizes as the VM's storage profile lists them: 30 GB OS disk, 128 GB data disks.
+        "properties": {"diskSizeGB": 30 if d == os_disk else 128, "diskState": "Attached",
+                       "provisioningState": "Succeeded",
                        "creationData": {"createOption": "Empty"}},
     } for d in [os_disk] + [f"{name}-data{i}" for i in range(data_disks)]]
     return vm, disks

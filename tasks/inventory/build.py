@@ -2,7 +2,7 @@
 
 One Python pass over the VM rows builds the disk rows (each VM lists its disks as JSON); every
 join after that is a pandas merge or group-by: protected items to VMs, policies to items, disk
-facts to disks, SKUs to sizes.
+facts to disks, SKUs to sizes, disk sizes to each VM's provisioned size.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def _os_disks(raw: pd.DataFrame) -> pd.DataFrame:
         "storage_type": raw["osDiskType"].fillna(""),
         "caching": raw["osDiskCaching"].fillna(""),
         "write_accelerator": raw["osDiskWriteAccelerator"].fillna("").str.lower() == "true",
+        "profile_gb": raw["osDiskSizeGB"],
     })
 
 
@@ -67,23 +68,28 @@ def _data_disks(keys: pd.Series, data_disks: pd.Series) -> pd.DataFrame:
             append((key, disk.get("lun"), disk.get("name") or "", disk_id.lower(),
                     bool(disk_id), bool(disk.get("vhd")) and not disk_id,
                     managed.get("storageAccountType") or "", disk.get("caching") or "",
-                    bool(disk.get("writeAcceleratorEnabled"))))
+                    bool(disk.get("writeAcceleratorEnabled")), disk.get("diskSizeGB")))
     frame = pd.DataFrame(rows, columns=["vm_key", "lun", "disk_name", "disk_key", "managed",
                                         "unmanaged", "storage_type", "caching",
-                                        "write_accelerator"])
+                                        "write_accelerator", "profile_gb"])
     frame.insert(1, "role", "data")
     frame["ephemeral"] = False
     return frame
 
 
 def _disk_facts(attached: list[dict], special: list[dict]) -> pd.DataFrame:
-    """Per disk id: sku, maxShares, dataAccessAuthMode, from both disk queries."""
+    """Per disk id: sku, maxShares, dataAccessAuthMode and diskSizeGB, from both disk queries."""
     facts = [tuple(entry) for row in attached for entry in (row.get("disks") or [])]
-    facts += [(r["id"], r.get("sku"), r.get("maxShares"), r.get("dataAccessAuthMode"))
-              for r in special]
+    facts += [(r["id"], r.get("sku"), r.get("maxShares"), r.get("dataAccessAuthMode"),
+               r.get("diskSizeGB")) for r in special]
     frame = pd.DataFrame(facts, columns=["disk_key", "sku_name", "max_shares",
-                                         "data_access_auth_mode"])
+                                         "data_access_auth_mode", "resource_gb"])
     return frame.drop_duplicates("disk_key")
+
+
+def _gb(values: pd.Series) -> pd.Series:
+    """Sizes in whole GB as nullable integers; anything that is not a number is unknown."""
+    return pd.to_numeric(values, errors="coerce").round().astype("Int64")
 
 
 def _fill_with_last_segment(values: pd.Series, ids: pd.Series) -> pd.Series:
@@ -144,7 +150,8 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
     vm_cols = ["id", "name", "subscriptionId", "resourceGroup", "location", "tags", "vmSize",
                "osType", "imagePublisher", "imageOffer", "imageSku", "securityType",
                "ultraSSDEnabled", "osDiskName", "osDiskId", "osDiskType", "osDiskCaching",
-               "osDiskWriteAccelerator", "osDiskVhd", "osDiskPlacement", "dataDisks"]
+               "osDiskWriteAccelerator", "osDiskVhd", "osDiskPlacement", "osDiskSizeGB",
+               "dataDisks"]
     raw = pd.DataFrame.from_records(rows.get("vms", []), columns=vm_cols)
     excluded = excluded_mask(raw, settings)
     raw = raw[~excluded].reset_index(drop=True) if len(raw) else raw
@@ -211,6 +218,12 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
     disks["data_access_auth_mode"] = disks["data_access_auth_mode"].fillna("")
     disks["max_shares"] = pd.to_numeric(disks["max_shares"], errors="coerce").astype("Int64")
     disks["lun"] = pd.to_numeric(disks["lun"], errors="coerce").astype("Int64")
+    # Size: the disk resource's, else what the VM's profile lists (ephemeral and unmanaged
+    # disks have no resource; a disk outside the scope is not found).
+    disks["size_gb"] = _gb(disks["resource_gb"]).fillna(_gb(disks["profile_gb"]))
+    disks = disks.drop(columns=["resource_gb", "profile_gb"])
+    provisioned = disks.groupby("vm_key", sort=False)["size_gb"].sum(min_count=1)
+    vms["provisioned_gb"] = vms["vm_key"].map(provisioned).astype("Int64")
 
     return Inventory(conform(vms, VM_COLUMNS), conform(disks, DISK_COLUMNS),
                      int(excluded.sum()) if len(excluded) else 0)

@@ -62,6 +62,9 @@ VM_COLUMNS: Mapping[str, tuple[str, str]] = {
     "consistency_type": ("string", "snapshotConsistencyType ('OnlyCrashConsistent' or '')"),
     "vault_location": ("string", "region of the counted item's vault"),
     "os_disk_ephemeral": ("boolean", "storageProfile.osDisk.diffDiskSettings.option == Local"),
+    # Size, for the cost view (the protected-instance fee is priced on it); no rule reads it.
+    "provisioned_gb": ("Int64", "sum of the VM's disk sizes (OS + data); <NA> when no disk size "
+                                "is known"),
 }
 
 DISK_COLUMNS: Mapping[str, tuple[str, str]] = {
@@ -81,7 +84,13 @@ DISK_COLUMNS: Mapping[str, tuple[str, str]] = {
     "sku_name": ("string", "the disk resource's sku.name ('' when not found)"),
     "max_shares": ("Int64", "the disk resource's maxShares; <NA> when absent or not found"),
     "data_access_auth_mode": ("string", "the disk resource's dataAccessAuthMode ('' if none)"),
+    "size_gb": ("Int64", "the disk resource's diskSizeGB; else the size the VM's storage profile "
+                         "lists; <NA> when neither says"),
 }
+
+# Columns a frame may lack: conform adds them as <NA> ("not known"). Sizes only feed the cost
+# view, so frames built without them (by hand for rule tests, or by older code) still score.
+FILLED_WHEN_ABSENT: frozenset[str] = frozenset({"provisioned_gb", "size_gb"})
 
 # What scoring adds to the VM frame.
 SCORED_COLUMNS: Mapping[str, tuple[str, str]] = {
@@ -105,11 +114,15 @@ def empty_frame(columns: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
 
 def conform(frame: pd.DataFrame, columns: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
     """Return ``frame`` with exactly the declared columns, in order, with the declared dtypes;
-    a missing column is an error (a discovery bug), extra columns are kept at the end."""
-    missing = [c for c in columns if c not in frame.columns]
+    a missing column is an error (a discovery bug), except those of ``FILLED_WHEN_ABSENT``,
+    which are added as <NA>; extra columns are kept at the end."""
+    missing = [c for c in columns if c not in frame.columns and c not in FILLED_WHEN_ABSENT]
     if missing:
         raise KeyError(f"inventory frame lacks declared columns: {missing}")
     out = frame.copy()
+    for name in FILLED_WHEN_ABSENT:
+        if name in columns and name not in out.columns:
+            out[name] = pd.Series(pd.NA, index=out.index, dtype=columns[name][0])
     for name, (dtype, _) in columns.items():
         if dtype != "object" and str(out[name].dtype) != dtype:
             out[name] = out[name].astype(dtype)

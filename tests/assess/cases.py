@@ -189,6 +189,12 @@ def build() -> tuple[dict, list[Case]]:
                     caching="ReadWrite")
     resources.remove(disks[1])
 
+    # Sizes: the disk resource's size wins over the VM profile's (256, not 128); a disk whose
+    # resource does not say is sized from the profile (128). Provisioned: 30 + 256 + 128.
+    _, disks = add("sized", data_disks=2)
+    disks[1]["properties"]["diskSizeGB"] = 256
+    del disks[2]["properties"]["diskSizeGB"]
+
     fleet = {
         "subscriptions": [{"subscriptionId": SUB_A, "displayName": "contoso-prod",
                            "tenantId": TENANT, "state": "Enabled"}],

@@ -83,6 +83,16 @@ def test_readiness_csv_keeps_the_contract_columns_and_one_row_per_vm(assessed):
     assert rows["unprotected"]["target_policy"] == "" == rows["not-premium"]["target_policy"]
 
 
+def test_provisioned_size_sums_disk_resource_sizes_else_the_vm_profile_sizes(assessed):
+    scored = assessed[0].scored
+    sizes = dict(zip(scored["vm_name"], scored["provisioned_gb"], strict=True))
+    assert sizes["sized"] == 30 + 256 + 128
+    assert sizes["ready-win"] == 30 + 128
+    assert sizes["missing-disk"] == 30 + 128  # data disk resource gone: the profile's size
+    assert sizes["ephemeral"] == 30 + 128  # no resource for an ephemeral OS disk
+    assert sizes["shared-b"] == 30 + 128  # the data disk it shares with shared-a
+
+
 def test_the_active_item_counts_when_a_vm_has_an_old_stopped_one(assessed):
     _, _, rows, _ = assessed
     row = rows["two-items"]

@@ -2,8 +2,8 @@
 
 ``vm(**overrides)`` is, by default, a VM that is ready to move: protected by an active item on
 an Enhanced app-consistent policy, Premium-capable v5 size in a public region, Windows, one
-Premium SSD OS disk with ReadOnly caching. ``disk(**overrides)`` is that OS disk. A test changes
-only the facts it is about.
+128 GB Premium SSD OS disk with ReadOnly caching. ``disk(**overrides)`` is that OS disk. A test
+changes only the facts it is about.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def vm(name: str = "vm-1", **overrides: Any) -> dict[str, Any]:
         "consistency_type": "",
         "vault_location": "eastus",
         "os_disk_ephemeral": False,
+        "provisioned_gb": 128,
     }
     unknown = set(overrides) - set(row)
     assert not unknown, f"not VM columns: {unknown}"
@@ -104,6 +105,7 @@ def disk(vm_name: str = "vm-1", role: str = "os", lun: int | None = None,
         "sku_name": "Premium_LRS",
         "max_shares": None,
         "data_access_auth_mode": "",
+        "size_gb": 128,
     }
     unknown = set(overrides) - set(row)
     assert not unknown, f"not disk columns: {unknown}"
