@@ -11,7 +11,7 @@ import os
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -100,6 +100,85 @@ class Throttles(_Strict):
     operation_timeout: float = Field(1800, gt=0)
 
 
+# The protected-instance prices a configured [pricing] table must give (RegionPrice may
+# override the two prices per region).
+PRICING_KEYS = ("currency", "small_instance", "per_500gb")
+
+
+def _price() -> Any:
+    return Field(None, ge=0, allow_inf_nan=False)
+
+
+class RegionPrice(_Strict):
+    """One region's protected-instance prices, where they differ from the table's."""
+
+    small_instance: float | None = _price()
+    per_500gb: float | None = _price()
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> RegionPrice:
+        if self.small_instance is None and self.per_500gb is None:
+            raise ValueError("give small_instance, per_500gb or both, or leave the region out")
+        return self
+
+
+class Pricing(_Strict):
+    """Azure Backup protected-instance (PI) prices the user copies from the pricing page, per
+    month. We ship no prices: they change and differ by region, currency and agreement; without
+    them the cost view shows PI units only.
+
+    ``small_instance`` is the fee of an instance up to 50 GB; ``per_500gb`` the fee of one of
+    50-500 GB and of each 500 GB above that. ``regions`` maps a region name (``westeurope``) to
+    the prices that differ there.
+    """
+
+    currency: str | None = None
+    small_instance: float | None = _price()
+    per_500gb: float | None = _price()
+    regions: dict[str, RegionPrice] = Field(default_factory=dict)
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = value.strip()
+        if len(code) != 3 or not code.isascii() or not code.isalpha():
+            raise ValueError("must be the three-letter code of the prices' currency, such as "
+                             "USD or EUR")
+        return code.upper()
+
+    @field_validator("regions")
+    @classmethod
+    def _region_names(cls, value: dict[str, RegionPrice]) -> dict[str, RegionPrice]:
+        # Resource Graph gives locations lower-case without spaces ("West Europe" -> westeurope).
+        out: dict[str, RegionPrice] = {}
+        for name, price in value.items():
+            key = name.replace(" ", "").lower()
+            if not key:
+                raise ValueError("a region name is empty")
+            if key in out:
+                raise ValueError(f"region {key!r} is given twice ({name!r})")
+            out[key] = price
+        return out
+
+    @model_validator(mode="after")
+    def _all_or_none(self) -> Pricing:
+        given = [k for k in PRICING_KEYS if getattr(self, k) is not None]
+        if (given or self.regions) and len(given) < len(PRICING_KEYS):
+            missing = [k for k in PRICING_KEYS if getattr(self, k) is None]
+            raise ValueError(f"lacks {', '.join(missing)}; set currency, small_instance and "
+                             "per_500gb together (monthly prices per protected instance, from "
+                             "the Azure Backup pricing page), or none of them to see PI units "
+                             "only")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        """Prices are there to turn PI units into money."""
+        return all(getattr(self, k) is not None for k in PRICING_KEYS)
+
+
 class Settings(_Strict):
     cloud: str = "public"
     endpoint: str | None = None
@@ -114,6 +193,7 @@ class Settings(_Strict):
     scope: Scope = Field(default_factory=Scope)
     rules: Rules = Field(default_factory=Rules)
     throttles: Throttles = Field(default_factory=Throttles)
+    pricing: Pricing = Field(default_factory=Pricing)
 
     @field_validator("cloud")
     @classmethod
@@ -165,6 +245,7 @@ class _Layers:
     def __init__(self) -> None:
         self.data: dict[str, Any] = {}
         self.origin: dict[tuple[str, ...], str] = {}
+        self.tables: dict[tuple[str, ...], str] = {}  # tables given empty, e.g. [pricing]
 
     def add(self, values: dict[str, Any], source: str, prefix: tuple[str, ...] = ()) -> None:
         target = self.data
@@ -175,17 +256,27 @@ class _Layers:
             if isinstance(value, dict) and key not in ("severity",):
                 if not isinstance(target.get(key, {}), dict):
                     target[key] = {}
+                if not value:  # an empty table still names where it came from
+                    self.tables[path] = source
                 self.add(value, source, path)
             else:
                 target[key] = value
                 self.origin[path] = source
 
     def source_of(self, loc: tuple[str | int, ...]) -> str:
+        """Where the value at ``loc`` came from: its own or an enclosing key's source, else (a
+        table checked as a whole, such as ``pricing``) the sources of the keys inside it."""
         parts = tuple(str(p) for p in loc)
-        while parts:
-            if parts in self.origin:
-                return self.origin[parts]
-            parts = parts[:-1]
+        for end in range(len(parts), 0, -1):
+            if parts[:end] in self.origin:
+                return self.origin[parts[:end]]
+        inside = sorted({source for path, source in self.origin.items()
+                         if parts and path[:len(parts)] == parts})
+        if inside:
+            return " and ".join(inside)
+        for end in range(len(parts), 0, -1):
+            if parts[:end] in self.tables:
+                return self.tables[parts[:end]]
         return "the built-in defaults"
 
 
@@ -223,6 +314,16 @@ def _env_value(value: str) -> Any:
 _LIST_KEYS = {("scope", k) for k in Scope.model_fields} | {("rules", "disabled")}
 
 
+def _env_leaves(values: dict[str, Any], prefix: tuple[str, ...] = ()):
+    """(key path, value) of every environment setting; a severity table is one value."""
+    for key, value in values.items():
+        path = (*prefix, key)
+        if isinstance(value, dict) and key != "severity":
+            yield from _env_leaves(value, path)
+        else:
+            yield path, value
+
+
 def _normalise_lists(data: dict[str, Any], prefix: tuple[str, ...] = ()) -> None:
     for key, value in list(data.items()):
         if isinstance(value, dict) and key != "severity":
@@ -241,20 +342,17 @@ def load_settings(config: str | Path | None = None, *, flags: dict[str, Any] | N
         path = Path(config_path).expanduser()
         source = f"settings file {path}"
         layers.add(_read_toml(path), source)
-    env_values = _from_env(env)
-    for key, value in env_values.items():
-        env_name = f"{ENV_PREFIX}{key.upper()}"
-        if isinstance(value, dict):
-            for sub, sub_value in value.items():
-                layers.add({key: {sub: sub_value}},
-                           f"environment variable {env_name}__{sub.upper()}")
-        else:
-            layers.add({key: value}, f"environment variable {env_name}")
+    for path, value in _env_leaves(_from_env(env)):
+        nested: Any = value
+        for part in reversed(path):
+            nested = {part: nested}
+        # Each value names its own variable, however deep: CCMIGRATE_PRICING__REGIONS__X__...
+        layers.add(nested, f"environment variable {ENV_PREFIX}{'__'.join(path).upper()}")
     for key, value in (flags or {}).items():
         if value is None or value == [] or value == ():
             continue
         path = key.split(".")
-        nested: Any = list(value) if isinstance(value, tuple) else value
+        nested = list(value) if isinstance(value, tuple) else value
         for part in reversed(path[1:]):
             nested = {part: nested}
         layers.add({path[0]: nested}, f"command-line option --{path[-1].replace('_', '-')}")
@@ -271,14 +369,7 @@ def _explain(exc: ValidationError, layers: _Layers) -> str:
     key = ".".join(str(p) for p in loc)
     source = layers.source_of(loc)
     if err["type"] == "extra_forbidden":
-        parent = loc[:-1]
-        model: type[BaseModel] = Settings
-        for part in parent:
-            field = model.model_fields.get(str(part))
-            if field is None or not isinstance(field.annotation, type):
-                break
-            model = field.annotation
-        allowed = ", ".join(sorted(model.model_fields))
+        allowed = ", ".join(sorted(_model_at(loc[:-1]).model_fields))
         return (f"unknown setting '{key}' in {source}; known keys here: {allowed} "
                 "(see config/ccmigrate.example.toml)")
     value = err.get("input")
@@ -286,3 +377,22 @@ def _explain(exc: ValidationError, layers: _Layers) -> str:
     if message.startswith("Input should be "):
         message = "must be " + message.removeprefix("Input should be ")
     return f"invalid setting {key} = {value!r} in {source}: {message}"
+
+
+def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel]:
+    """The settings model holding the keys at ``loc``, stepping over the names of mapping
+    entries (``pricing.regions.<region>`` is a RegionPrice)."""
+    model: type[BaseModel] = Settings
+    parts = [str(p) for p in loc]
+    while parts:
+        field = model.model_fields.get(parts.pop(0))
+        if field is None:
+            break
+        annotation = field.annotation
+        if get_origin(annotation) is dict and parts:
+            annotation = get_args(annotation)[1]
+            parts.pop(0)  # the entry's own name
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        model = annotation
+    return model

@@ -122,3 +122,102 @@ def test_default_state_store_is_sqlite_in_user_data_folder(monkeypatch, tmp_path
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     url = load_settings(environ={}).state_store_url()
     assert url == f"sqlite:///{tmp_path}/ccmigrate/state.db"
+
+
+# -- pricing --------------------------------------------------------------------------------
+
+def test_no_pricing_table_means_units_only():
+    pricing = load_settings(environ={}).pricing
+    assert not pricing.configured
+    assert (pricing.currency, pricing.small_instance, pricing.per_500gb) == (None, None, None)
+
+
+def test_pricing_table_with_a_region_override_from_a_file(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[pricing]\ncurrency = "eur"\nsmall_instance = 4.5\nper_500gb = 9\n'
+                   '[pricing.regions."West Europe"]\nper_500gb = 10.25\n')
+    pricing = load_settings(cfg, environ={}).pricing
+    assert pricing.configured
+    assert (pricing.currency, pricing.small_instance, pricing.per_500gb) == ("EUR", 4.5, 9.0)
+    assert list(pricing.regions) == ["westeurope"]  # as Resource Graph names the location
+    assert pricing.regions["westeurope"].per_500gb == 10.25
+    assert pricing.regions["westeurope"].small_instance is None
+
+
+def test_pricing_from_the_environment_down_to_a_region():
+    env = {"CCMIGRATE_PRICING__CURRENCY": "USD", "CCMIGRATE_PRICING__SMALL_INSTANCE": "5",
+           "CCMIGRATE_PRICING__PER_500GB": "10",
+           "CCMIGRATE_PRICING__REGIONS__NORTHEUROPE__SMALL_INSTANCE": "6"}
+    pricing = load_settings(environ=env).pricing
+    assert pricing.configured and pricing.regions["northeurope"].small_instance == 6.0
+
+
+def test_environment_adds_a_region_to_the_files_pricing_table(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[pricing]\ncurrency = "USD"\nsmall_instance = 5\nper_500gb = 10\n'
+                   '[pricing.regions.westeurope]\nsmall_instance = 5.5\n')
+    env = {"CCMIGRATE_PRICING__REGIONS__EASTUS__PER_500GB": "9"}
+    regions = load_settings(cfg, environ=env).pricing.regions
+    assert {name: (r.small_instance, r.per_500gb) for name, r in regions.items()} == {
+        "westeurope": (5.5, None), "eastus": (None, 9.0)}
+
+
+def test_partial_pricing_names_the_missing_keys_and_where_the_rest_came_from(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[pricing]\ncurrency = "EUR"\n')
+    with pytest.raises(SettingsError) as err:
+        load_settings(cfg, environ={"CCMIGRATE_PRICING__PER_500GB": "9"})
+    message = str(err.value)
+    assert message.startswith("invalid setting pricing = ")
+    assert "lacks small_instance;" in message
+    assert "set currency, small_instance and per_500gb together" in message
+    assert f"settings file {cfg}" in message
+    assert "environment variable CCMIGRATE_PRICING__PER_500GB" in message
+
+
+def test_region_prices_without_the_table_prices_are_refused(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[pricing.regions.westeurope]\nsmall_instance = 5\n')
+    with pytest.raises(SettingsError, match=r"lacks currency, small_instance, per_500gb"):
+        load_settings(cfg, environ={})
+
+
+def test_negative_region_price_names_the_full_variable():
+    env = {"CCMIGRATE_PRICING__REGIONS__WESTEUROPE__SMALL_INSTANCE": "-1"}
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env)
+    assert str(err.value) == (
+        "invalid setting pricing.regions.westeurope.small_instance = '-1' in environment "
+        "variable CCMIGRATE_PRICING__REGIONS__WESTEUROPE__SMALL_INSTANCE: must be greater than "
+        "or equal to 0")
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("per_500gb = nan", "must be a finite number"),
+    ('currency = "euro"', "three-letter code"),
+    ('small_instance = "cheap"', "must be a valid number"),
+])
+def test_bad_pricing_values_say_what_is_allowed(tmp_path, line, expected):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[pricing]\n{line}\n")
+    with pytest.raises(SettingsError, match=expected):
+        load_settings(cfg, environ={})
+
+
+def test_misspelt_region_price_lists_the_region_keys(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[pricing.regions.westeurope]\nsmall = 5\n')
+    with pytest.raises(SettingsError) as err:
+        load_settings(cfg, environ={})
+    assert "unknown setting 'pricing.regions.westeurope.small'" in str(err.value)
+    assert "known keys here: per_500gb, small_instance" in str(err.value)
+
+
+def test_empty_region_table_is_refused_naming_the_file(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[pricing.regions.westeurope]\n')
+    with pytest.raises(SettingsError) as err:
+        load_settings(cfg, environ={})
+    assert "pricing.regions.westeurope" in str(err.value)
+    assert "give small_instance, per_500gb or both" in str(err.value)
+    assert f"settings file {cfg}" in str(err.value)
