@@ -30,7 +30,9 @@ CATEGORIES = ("policy", "region", "size", "disk", "security", "workload", "prote
               "governance")
 PACK_FIELDS = ("name", "doc_version", "description", "rules")
 RULE_FIELDS = ("id", "severity", "category", "title", "rationale", "remediation", "doc_link")
-OPTIONAL_PACK_FIELDS = ("sources",)
+OPTIONAL_PACK_FIELDS = ("sources", "billing")
+BILLING_FRACTIONS = ("pi_basis_fraction", "pi_fee_fraction")
+BILLING_FIELDS = (*BILLING_FRACTIONS, "note")
 OPTIONAL_RULE_FIELDS = ("params",)
 
 CRASH_CONSISTENT = "OnlyCrashConsistent"
@@ -83,6 +85,21 @@ class Rule:
             self.default_severity = self.severity
 
 
+@dataclass(frozen=True)
+class Billing:
+    """How Azure Backup bills a crash-consistent VM under this pack's texts.
+
+    The protected-instance (PI) size tier is found on ``provisioned size x pi_basis_fraction``
+    (GA: the used size, counted as 50% of provisioned), and the PI fee is multiplied by
+    ``pi_fee_fraction`` (preview: 0.5 PI). Both are 1.0 when the pack says nothing: a normal PI
+    on the VM's size.
+    """
+
+    pi_basis_fraction: float = 1.0
+    pi_fee_fraction: float = 1.0
+    note: str = ""
+
+
 @dataclass
 class RulePack:
     name: str
@@ -92,6 +109,7 @@ class RulePack:
     overrides: list[dict[str, str]] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # Microsoft texts the pack follows
     path: Path | None = None
+    billing: Billing = field(default_factory=Billing)
 
     def enabled(self) -> list[Rule]:
         return [r for r in self.rules if r.enabled]
@@ -156,6 +174,7 @@ def read_pack(path: Path) -> RulePack:
     sources = data.get("sources") or []
     if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
         raise InputError(f"{where}: field 'sources' must be a list of strings")
+    billing = _read_billing(data.get("billing"), where)
     rules: list[Rule] = []
     seen: set[str] = set()
     for number, raw in enumerate(data["rules"], start=1):
@@ -166,7 +185,32 @@ def read_pack(path: Path) -> RulePack:
         rules.append(rule)
     return RulePack(name=data["name"], doc_version=data["doc_version"],
                     description=data["description"].strip(), rules=rules, sources=sources,
-                    path=path)
+                    path=path, billing=billing)
+
+
+def _read_billing(raw: Any, where: str) -> Billing:
+    """The optional ``billing`` mapping: fractions in (0, 1], a note naming the text."""
+    if raw is None:
+        return Billing()
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: field 'billing' must be a mapping with "
+                         f"{', '.join(BILLING_FIELDS)}")
+    extra = sorted(set(raw) - set(BILLING_FIELDS))
+    if extra:
+        raise InputError(f"{where}: field 'billing' has unknown field(s) {', '.join(extra)}; "
+                         f"allowed: {', '.join(BILLING_FIELDS)}")
+    values: dict[str, float] = {}
+    for key in BILLING_FRACTIONS:
+        value = raw.get(key, 1.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not 0 < value <= 1:
+            raise InputError(f"{where}: billing.{key} is {value!r}; use a number greater than "
+                             "0 and at most 1 (1.0: the full size or fee)")
+        values[key] = float(value)
+    note = raw.get("note", "")
+    if not isinstance(note, str):
+        raise InputError(f"{where}: billing.note must be a string")
+    return Billing(note=" ".join(note.split()), **values)
 
 
 def _read_rule(raw: Any, where: str) -> Rule:
@@ -429,6 +473,7 @@ def target_policy_name(source: str, template: str) -> str:
 
 
 __all__ = [
+    "Billing",
     "Rule",
     "RuleContext",
     "RulePack",

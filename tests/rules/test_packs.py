@@ -243,3 +243,37 @@ def test_pack_may_leave_rules_out_and_change_params(tmp_path):
     v, d = frames([vm("a", location="germanywestcentral"), vm("b")])
     out = score(v, d, pack, RuleContext())
     assert out["blockers"].tolist() == ["REGION_NOT_SUPPORTED", ""]
+
+
+# -- billing --------------------------------------------------------------------------------
+
+def test_ga_pack_bills_a_full_instance_on_half_the_provisioned_size():
+    billing = load_pack(Rules()).billing
+    assert (billing.pi_basis_fraction, billing.pi_fee_fraction) == (0.5, 1.0)
+    assert "2025-07-25" in billing.note and "50 percent" in billing.note
+
+
+def test_preview_pack_bills_half_an_instance_on_the_full_size():
+    billing = load_pack(Rules(pack="preview-2024-03")).billing
+    assert (billing.pi_basis_fraction, billing.pi_fee_fraction) == (1.0, 0.5)
+    assert "ef9233b" in billing.note and "0.5 protected instance" in billing.note
+
+
+def test_pack_without_billing_bills_a_full_instance_on_the_full_size(tmp_path):
+    billing = _load(_pack_file(tmp_path, lambda d: d.pop("billing"))).billing
+    assert (billing.pi_basis_fraction, billing.pi_fee_fraction, billing.note) == (1.0, 1.0, "")
+
+
+@pytest.mark.parametrize("value", [0, 1.5, -0.5, "half", True, float("nan")])
+def test_billing_fraction_outside_0_to_1_names_file_and_field(tmp_path, value):
+    path = _pack_file(tmp_path, lambda d: d["billing"].update(pi_basis_fraction=value))
+    with pytest.raises(InputError, match=r"custom.yaml: billing.pi_basis_fraction is .*; use a "
+                                         r"number greater than 0 and at most 1"):
+        _load(path)
+
+
+def test_misspelt_billing_field_is_refused(tmp_path):
+    path = _pack_file(tmp_path, lambda d: d["billing"].update(pi_fee=0.5))
+    with pytest.raises(InputError, match=r"custom.yaml: field 'billing' has unknown field\(s\) "
+                                         r"pi_fee; allowed: pi_basis_fraction, pi_fee_fraction"):
+        _load(path)
