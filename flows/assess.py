@@ -32,6 +32,8 @@ class AssessmentOutcome:
     files: dict[str, Path]
     summary: dict[str, Any]
     scored: pd.DataFrame = field(repr=False)
+    report: Any = field(default=None, repr=False)  # reports.workbook.ReadinessReport
+    disks: pd.DataFrame | None = field(default=None, repr=False)
 
 
 def _tool_version() -> str:
@@ -68,8 +70,12 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
     from prefect import flow, get_run_logger, task
     from prefect.cache_policies import NO_CACHE
 
-    from reports.readiness_csv import write_readiness_csv
+    from reports.artifacts import publish_assessment_artifacts
+    from reports.changes import compare, summarize_changes
+    from reports.cost import cost_view
+    from reports.report_tables import vm_table
     from reports.summary import build_summary, write_summary_json
+    from reports.workbook import ReadinessReport
     from tasks.azure.clients import AzureAccess
     from tasks.azure.resource_graph import QuotaGate
     from tasks.discovery.collect import STAGES, collect_queries
@@ -80,7 +86,9 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
     from tasks.rules.engine import RuleContext, load_pack, score
     from tasks.state.assessments import (
         AssessmentRecord,
+        load_vms,
         new_assessment_id,
+        previous_of,
         save_assessment,
         scope_key,
     )
@@ -206,41 +214,89 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
         scope_desc = _scope_description(settings, scope.subscriptions)
         requests = {"resource_graph": arg_requests, "resource_graph_429s": gate.throttled,
                     "arm": arm_requests}
+        record = AssessmentRecord(
+            id=assessment_id, created_at=created, finished_at=None,
+            scope_key=scope_key(scope_desc), scope=scope_desc, rule_pack=pack.name,
+            pack_doc_version=pack.doc_version, overrides=pack.overrides,
+            tool_version=_tool_version(), cloud=settings.cloud, vm_count=len(scored),
+            request_count=arg_requests, partial_errors=partial)
+
+        # What changed since the previous assessment of the same scope, from the state store.
+        mark = time.monotonic()
+        previous = previous_of(engine, record)
+        changes = changes_summary = None
+        if previous is not None:
+            changes = compare(load_vms(engine, previous.id), scored)
+            changes_summary = summarize_changes(changes, previous.id, assessment_id)
+        cost = cost_view(scored, pack, settings.pricing)
+        timings["changes_and_cost"] = time.monotonic() - mark
 
         timings["total"] = time.monotonic() - started
         summary = build_summary(
             scored, assessment_id=assessment_id, scope=scope_desc, pack=pack,
             cloud=settings.cloud, requests=requests, partial_errors=partial, timings=timings,
             excluded_vms=inventory.excluded, tool_version=_tool_version(),
-            created_at=created.isoformat())
+            created_at=created.isoformat(),
+            subscription_names={s["subscriptionId"]: s.get("name") or ""
+                                for s in scope.subscriptions},
+            cost=cost.to_summary(), changes=changes_summary)
 
-        def record(summary: dict[str, Any]) -> None:
-            save_assessment(engine, AssessmentRecord(
-                id=assessment_id, created_at=created, finished_at=datetime.now(UTC),
-                scope_key=scope_key(scope_desc), scope=scope_desc, rule_pack=pack.name,
-                pack_doc_version=pack.doc_version, overrides=pack.overrides,
-                tool_version=_tool_version(), cloud=settings.cloud, vm_count=len(scored),
-                counts=summary["by_readiness"], request_count=arg_requests,
-                partial_errors=partial, summary=summary), scored)
+        def save(summary: dict[str, Any]) -> None:
+            record.finished_at = datetime.now(UTC)
+            record.counts = summary["by_readiness"]
+            record.summary = summary
+            save_assessment(engine, record, scored)
 
-        # The state store and the CSV are written side by side: both are local I/O.
+        # The state store is written beside the files: both are local I/O.
         mark = time.monotonic()
+        report = ReadinessReport(summary=summary, vm_table=vm_table(scored, inventory.disks),
+                                 scored=scored, pack=pack, policies=policy_catalogue(policies),
+                                 changes=changes, cost=cost)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="record") as pool:
-            recording = pool.submit(record, summary)
-            files = {"readiness.csv": write_readiness_csv(scored, folder / "readiness.csv")}
+            recording = pool.submit(save, summary)
+            files = write_reports(report, folder)
             recording.result()
         # The file's timings also cover the writing (the stored copy was saved before it).
         timings["write_and_record"] = time.monotonic() - mark
         timings["total"] = time.monotonic() - started
         summary = {**summary, "timings_s": {k: round(v, 3) for k, v in timings.items()}}
         files["summary.json"] = write_summary_json(summary, folder / "summary.json")
+        get_run_logger().info("reports written: " + ", ".join(str(p) for p in files.values()))
+        publish_assessment_artifacts(summary, files)
         return {"assessment_id": assessment_id, "files": {k: str(v) for k, v in files.items()},
-                "summary": summary, "scored": scored}
+                "summary": summary, "scored": scored, "report": report,
+                "disks": inventory.disks}
 
     result = assess(settings, str(out_dir))
     return AssessmentOutcome(result["assessment_id"], Path(out_dir),
                              {k: Path(v) for k, v in result["files"].items()},
-                             result["summary"], result["scored"])
+                             result["summary"], result["scored"], result["report"],
+                             result["disks"])
+
+
+def policy_catalogue(policies: dict[str, dict]) -> pd.DataFrame:
+    """The policies read from each vault, as a frame: the reports check whether a VM's target
+    crash-consistent policy already exists (and is crash-consistent)."""
+    rows = [(pid.rsplit("/backuppolicies/", 1)[0], facts["policy_name"],
+             facts["consistency_type"]) for pid, facts in policies.items()]
+    return pd.DataFrame(rows, columns=["vault_id", "policy_name", "consistency_type"])
+
+
+def write_reports(report: Any, folder: Path) -> dict[str, Path]:
+    """readiness.csv, blockers.csv, changes.csv (when there is a previous assessment) and
+    readiness.xlsx; summary.json is written last, once the timings are known."""
+    from reports.changes import write_changes_csv
+    from reports.readiness_csv import write_csv, write_readiness_csv
+    from reports.report_tables import blockers_table
+    from reports.workbook import write_readiness_workbook
+
+    files = {"readiness.csv": write_readiness_csv(report.vm_table, folder / "readiness.csv"),
+             "blockers.csv": write_csv(blockers_table(report.summary, report.pack),
+                                       folder / "blockers.csv")}
+    if report.changes is not None:
+        files["changes.csv"] = write_changes_csv(report.changes, folder / "changes.csv")
+    files["readiness.xlsx"] = write_readiness_workbook(report, folder / "readiness.xlsx")
+    return files
 
 
 def check_out_dir(out: Path) -> Path:

@@ -1,4 +1,4 @@
-"""``ccmigrate assess``: score every VM in scope and write readiness.csv and summary.json."""
+"""``ccmigrate assess``: score every VM in scope, write the readiness reports, record the run."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from . import options as opt
 
 
 def assess_command(
-    out: Annotated[Path, typer.Option("--out", help="Folder for readiness.csv, summary.json "
-                                                    "(and readiness.xlsx).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for readiness.xlsx, readiness.csv, "
+                                                    "blockers.csv, summary.json (and changes.csv "
+                                                    "when the scope was assessed before).")],
     demo: opt.Demo = None,
     fleet: opt.Fleet = None,
     rules: Annotated[str | None, typer.Option(
@@ -53,25 +54,40 @@ def assess_command(
                          f"{outcome.files['summary.json']} for each error and how to retry")
 
 
-LABELS = {"ready": "Ready", "ready_with_conditions": "Ready with conditions",
-          "not_ready": "Not ready", "already_crash_consistent": "Already crash-consistent",
-          "not_protected": "Not protected", "unknown": "Unknown"}
-
-
 def print_summary(summary: dict, files: dict[str, Path]) -> None:
-    total = summary["vms"] or 1
+    """The Summary sheet's headline, drawn from the same summary.json numbers."""
+    from reports.labels import READINESS_LABELS
+
+    total = summary["vms"]
     typer.echo(f"Assessment {summary['assessment_id']}: {summary['vms']} VMs in "
                f"{len(summary['scope']['subscriptions'])} subscription(s), rule pack "
                f"{summary['rule_pack']['name']}")
-    for key, label in LABELS.items():
-        count = summary["by_readiness"][key]
-        typer.echo(f"  {label:<26}{count:>8}  {100 * count / total:5.1f}%")
-    blockers = sorted(summary["by_rule"]["blocker"].items(), key=lambda kv: -kv[1])[:5]
+    for key, label in READINESS_LABELS.items():
+        count = summary["by_readiness"].get(key, 0)
+        share = 100 * count / total if total else 0.0
+        typer.echo(f"  {label:<26}{count:>8}  {share:5.1f}%")
+    blockers = summary.get("top_blockers")
+    if blockers is None:  # an assessment stored before top_blockers existed
+        blockers = [{"rule": r, "vms": n} for r, n in sorted(
+            summary["by_rule"]["blocker"].items(), key=lambda kv: (-kv[1], kv[0]))]
     if blockers:
-        typer.echo("  Top blockers: " + ", ".join(f"{rule} ({n})" for rule, n in blockers))
+        typer.echo("  Top blockers: " + ", ".join(f"{b['rule']} ({b['vms']})"
+                                                 for b in blockers[:5]))
     risky = summary.get("crash_consistent_with_blockers", 0)
     if risky:
         typer.secho(f"  At risk: {risky} crash-consistent VM(s) have blockers", fg="red")
+    cost = summary.get("cost")
+    if cost:
+        totals = cost["totals"]
+        money = (f", {totals['monthly_cost']:,.2f} {cost['currency']} a month" if cost["priced"]
+                 else " (no prices configured: units only)")
+        typer.echo(f"  Crash-consistent estate: {totals['vms']} VMs, {totals['pi_units']:g} "
+                   f"protected-instance units{money}")
+    changes = summary.get("changes")
+    if changes:
+        counts = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in changes["by_change"].items()
+                           if n)
+        typer.echo(f"  Since {changes['previous_id']}: {counts or 'no changes'}")
     if summary["partial_errors"]:
         typer.secho(f"  Not assessed: {len(summary['partial_errors'])} scope(s); see "
                     "summary.json", fg="red")

@@ -12,20 +12,20 @@ import typer
 from tasks.settings import Settings, load_settings
 
 Endpoint = Annotated[str | None, typer.Option(
-    "--endpoint", help="ARM base URL [env CCMIGRATE_ENDPOINT]; default: the cloud's.",
+    "--endpoint", help="ARM base URL (env CCMIGRATE_ENDPOINT); default: the cloud's.",
     show_default=False)]
 CaBundle = Annotated[Path | None, typer.Option(
-    "--ca-bundle", help="PEM file of the CA to trust [env CCMIGRATE_CA_BUNDLE].",
+    "--ca-bundle", help="PEM file of the CA to trust (env CCMIGRATE_CA_BUNDLE).",
     show_default=False)]
 Credential = Annotated[str | None, typer.Option(
     "--credential",
-    help="default | cli | managed-identity | emulator [env CCMIGRATE_CREDENTIAL].",
+    help="default | cli | managed-identity | emulator (env CCMIGRATE_CREDENTIAL).",
     show_default=False)]
 StateStore = Annotated[str | None, typer.Option(
-    "--state-store", help="SQLAlchemy URL of the state store [env CCMIGRATE_STATE_STORE]; "
+    "--state-store", help="SQLAlchemy URL of the state store (env CCMIGRATE_STATE_STORE); "
     "default: a SQLite file in the user data folder.", show_default=False)]
 Config = Annotated[Path | None, typer.Option(
-    "--config", help="Settings TOML file [env CCMIGRATE_CONFIG]; see "
+    "--config", help="Settings TOML file (env CCMIGRATE_CONFIG); see "
     "config/ccmigrate.example.toml.", show_default=False)]
 Subscriptions = Annotated[list[str] | None, typer.Option(
     "--subscription", help="Subscription id in scope (repeatable); none = all the credential "

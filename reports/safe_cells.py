@@ -1,38 +1,64 @@
 """Spreadsheet formula injection: a cell that starts with ``=``, ``+``, ``-``, ``@`` (or a tab /
 carriage return) would run as a formula when a CSV or workbook is opened; tag values and names
-come from Azure and may be hostile, so such cells get a leading apostrophe (OWASP's advice)."""
+come from Azure and may be hostile, so such text cells get a leading apostrophe (OWASP's
+advice). Numbers and booleans are not text and stay as they are."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
 TRIGGERS = frozenset("=+-@\t\r")
+_SEP = "\x00"  # cannot occur in Azure names or tag values
+_ANY_TRIGGER = re.compile(r"(?:^|\x00)[=+\-@\t\r]")
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def _all_plain_text(values: Sequence[object]) -> bool:
+    """True when every value is a string and none starts with a trigger: one join and one regex
+    search in C, so the usual column skips the per-cell pass entirely."""
+    if not all(type(v) is str for v in values):
+        return False
+    return _ANY_TRIGGER.search(_SEP.join(values)) is None  # type: ignore[arg-type]
 
 
 def safe_values(values: Iterable[object]) -> list[str]:
-    """Cell texts, missing values as "", formula-looking ones made inert. A plain list pass:
-    on 100k rows it is several times faster than pandas string methods."""
+    """Cell texts for a CSV: missing values as "", formula-looking text made inert, numbers and
+    booleans as their plain text."""
+    values = values if isinstance(values, list) else list(values)
+    if _all_plain_text(values):
+        return values  # type: ignore[return-value]
     out: list[str] = []
     append = out.append
     for value in values:
-        if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        if _missing(value):
             append("")
-            continue
-        text = value if isinstance(value, str) else str(value)
-        append("'" + text if text and text[0] in TRIGGERS else text)
+        elif isinstance(value, str):
+            append("'" + value if value and value[0] in TRIGGERS else value)
+        else:
+            append(str(value))
     return out
 
 
-def neutralise(series: pd.Series) -> pd.Series:
-    """The same strings, with formula-looking values made inert."""
-    return pd.Series(safe_values(series.tolist()), index=series.index, dtype="string")
-
-
-def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object or str(out[col].dtype) in ("string", "str"):
-            out[col] = neutralise(out[col])
+def safe_cells(values: Iterable[object]) -> list[object]:
+    """Cell values for a workbook: like ``safe_values`` but numbers and booleans keep their type
+    (Excel sorts and sums them) and missing values become empty cells."""
+    values = values if isinstance(values, list) else list(values)
+    if _all_plain_text(values):
+        return values
+    out: list[object] = []
+    append = out.append
+    for value in values:
+        if _missing(value):
+            append(None)
+        elif isinstance(value, str):
+            append("'" + value if value and value[0] in TRIGGERS else value)
+        else:
+            append(value)
     return out
+

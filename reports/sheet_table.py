@@ -1,0 +1,91 @@
+"""One table on one write-only sheet: header in row 1 (or under a short preface), frozen,
+filterable, columns sized to fit, text made formula-safe, optional hyperlinks, percentages and
+readiness colours. Every sheet but Summary is one of these."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+
+from .safe_cells import safe_cells
+from .xlsx_style import (
+    LINK_FONT,
+    PERCENT,
+    colour_readiness,
+    header_row,
+    look_like_links,
+    set_widths,
+    styled,
+)
+
+
+@dataclass
+class TableLayout:
+    """How a frame is shown. ``headers`` renames columns for readers (default: the column
+    names); ``links`` maps a shown column to the column holding its URL (not shown itself), or
+    to itself for a column of URLs."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    percent: Sequence[str] = ()
+    readiness: Sequence[str] = ()
+    widths: dict[str, float] = field(default_factory=dict)
+    preface: Sequence[tuple[str, Font | None]] = ()  # lines above the table
+    link_style: str = "format"  # "format": one conditional format; "cell": styled cells
+
+
+def write_table(ws: Any, frame: pd.DataFrame, layout: TableLayout | None = None) -> int:
+    """Write ``frame`` to ``ws``; return the sheet row of the header."""
+    layout = layout or TableLayout()
+    url_columns = {url for shown, url in layout.links.items() if url != shown}
+    shown = [c for c in frame.columns if c not in url_columns]
+    names = [layout.headers.get(c, c) for c in shown]
+    columns = [safe_cells(frame[c].tolist()) for c in shown]
+    set_widths(ws, names, columns, {layout.headers.get(k, k): v
+                                    for k, v in layout.widths.items()})
+    header = len(layout.preface) + (1 if layout.preface else 0) + 1
+    last = header + len(frame)
+    # A write-only sheet writes its view (the frozen panes) with the first row: set it first.
+    ws.freeze_panes = f"A{header + 1}"
+    ws.auto_filter.ref = f"A{header}:{get_column_letter(max(len(shown), 1))}{max(last, header)}"
+    for text, font in layout.preface:
+        ws.append([styled(ws, text, font=font) if font else text])
+    if layout.preface:
+        ws.append([])
+
+    for name in layout.percent:
+        n = shown.index(name)
+        columns[n] = [styled(ws, v, number_format=PERCENT) if v is not None else None
+                      for v in columns[n]]
+    for name, url in layout.links.items():
+        n = shown.index(name)
+        urls = frame[url].tolist()
+        cells: list[Any] = []
+        for value, target in zip(columns[n], urls, strict=True):
+            if target and isinstance(target, str) and target.startswith("https://"):
+                cell = WriteOnlyCell(ws, value=value)
+                cell.hyperlink = target
+                if layout.link_style == "cell":
+                    cell.font = LINK_FONT
+                cells.append(cell)
+            else:
+                cells.append(value)
+        columns[n] = cells
+        if layout.link_style == "format" and len(frame):
+            letter = get_column_letter(n + 1)
+            look_like_links(ws, f"{letter}{header + 1}:{letter}{last}")
+    for name in layout.readiness:
+        if len(frame):
+            letter = get_column_letter(shown.index(name) + 1)
+            colour_readiness(ws, f"{letter}{header + 1}:{letter}{last}")
+
+    ws.append(header_row(ws, names))
+    for row in zip(*columns, strict=True):
+        ws.append(row)
+    return header
