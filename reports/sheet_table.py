@@ -1,6 +1,7 @@
 """One table on one write-only sheet: header in row 1 (or under a short preface), frozen,
 filterable, columns sized to fit, text made formula-safe, optional hyperlinks, percentages and
-readiness colours. Every sheet but Summary is one of these."""
+readiness colours. Every sheet but Summary is one of these. Rows go through ``xlsx_fast`` (cell
+XML rendered in bulk); links look like links by one conditional format, not per-cell styles."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 from .safe_cells import safe_cells
+from .xlsx_fast import add_links, enable, render_rows
 from .xlsx_style import (
-    LINK_FONT,
     PERCENT,
     colour_readiness,
     header_row,
@@ -37,7 +37,6 @@ class TableLayout:
     readiness: Sequence[str] = ()
     widths: dict[str, float] = field(default_factory=dict)
     preface: Sequence[tuple[str, Font | None]] = ()  # lines above the table
-    link_style: str = "format"  # "format": one conditional format; "cell": styled cells
 
 
 def write_table(ws: Any, frame: pd.DataFrame, layout: TableLayout | None = None) -> int:
@@ -47,6 +46,7 @@ def write_table(ws: Any, frame: pd.DataFrame, layout: TableLayout | None = None)
     shown = [c for c in frame.columns if c not in url_columns]
     names = [layout.headers.get(c, c) for c in shown]
     columns = [safe_cells(frame[c].tolist()) for c in shown]
+    percent_style = styled(ws, 0.0, number_format=PERCENT).style_id if layout.percent else 0
     set_widths(ws, names, columns, {layout.headers.get(k, k): v
                                     for k, v in layout.widths.items()})
     header = len(layout.preface) + (1 if layout.preface else 0) + 1
@@ -54,38 +54,29 @@ def write_table(ws: Any, frame: pd.DataFrame, layout: TableLayout | None = None)
     # A write-only sheet writes its view (the frozen panes) with the first row: set it first.
     ws.freeze_panes = f"A{header + 1}"
     ws.auto_filter.ref = f"A{header}:{get_column_letter(max(len(shown), 1))}{max(last, header)}"
+    enable(ws)
     for text, font in layout.preface:
         ws.append([styled(ws, text, font=font) if font else text])
     if layout.preface:
         ws.append([])
 
-    for name in layout.percent:
-        n = shown.index(name)
-        columns[n] = [styled(ws, v, number_format=PERCENT) if v is not None else None
-                      for v in columns[n]]
+    first = header + 1
+    styles = [percent_style if name in layout.percent else 0 for name in shown]
     for name, url in layout.links.items():
         n = shown.index(name)
-        urls = frame[url].tolist()
-        cells: list[Any] = []
-        for value, target in zip(columns[n], urls, strict=True):
-            if target and isinstance(target, str) and target.startswith("https://"):
-                cell = WriteOnlyCell(ws, value=value)
-                cell.hyperlink = target
-                if layout.link_style == "cell":
-                    cell.font = LINK_FONT
-                cells.append(cell)
-            else:
-                cells.append(value)
-        columns[n] = cells
-        if layout.link_style == "format" and len(frame):
-            letter = get_column_letter(n + 1)
-            look_like_links(ws, f"{letter}{header + 1}:{letter}{last}")
+        letter = get_column_letter(n + 1)
+        targets = frame[url].tolist()
+        rows = [r for r, t in enumerate(targets) if isinstance(t, str)
+                and t.startswith("https://")]
+        add_links(ws, [f"{letter}{first + r}" for r in rows], [targets[r] for r in rows])
+        if len(frame):
+            look_like_links(ws, f"{letter}{first}:{letter}{last}")
     for name in layout.readiness:
         if len(frame):
             letter = get_column_letter(shown.index(name) + 1)
-            colour_readiness(ws, f"{letter}{header + 1}:{letter}{last}")
+            colour_readiness(ws, f"{letter}{first}:{letter}{last}")
 
     ws.append(header_row(ws, names))
-    for row in zip(*columns, strict=True):
-        ws.append(row)
+    for chunk in render_rows(columns, first, styles):
+        ws.append(chunk)
     return header
