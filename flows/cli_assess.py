@@ -56,7 +56,7 @@ def assess_command(
 
 def print_summary(summary: dict, files: dict[str, Path]) -> None:
     """The Summary sheet's headline, drawn from the same summary.json numbers."""
-    from reports.labels import READINESS_LABELS
+    from reports.labels import READINESS_LABELS, percent
 
     total = summary["vms"]
     typer.echo(f"Assessment {summary['assessment_id']}: {summary['vms']} VMs in "
@@ -64,8 +64,7 @@ def print_summary(summary: dict, files: dict[str, Path]) -> None:
                f"{summary['rule_pack']['name']}")
     for key, label in READINESS_LABELS.items():
         count = summary["by_readiness"].get(key, 0)
-        share = 100 * count / total if total else 0.0
-        typer.echo(f"  {label:<26}{count:>8}  {share:5.1f}%")
+        typer.echo(f"  {label:<26}{count:>8}  {percent(count, total):>6}")
     blockers = summary.get("top_blockers")
     if blockers is None:  # an assessment stored before top_blockers existed
         blockers = [{"rule": r, "vms": n} for r, n in sorted(

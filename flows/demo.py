@@ -2,8 +2,8 @@
 
 A generated fleet is served by the in-process HTTPS emulator (Resource Graph, compute, Recovery
 Services and Entra ID), and the real pipeline runs over it through the real SDK clients and
-token flow: today the assessment (readiness.csv, summary.json, the state store); plans, waves and
-the workbook join as their issues land.
+token flow: today the assessment and its reports (readiness.xlsx, readiness.csv, blockers.csv,
+summary.json, the state store); plans and waves join as their issue lands.
 """
 
 from __future__ import annotations

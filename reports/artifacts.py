@@ -19,7 +19,7 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
-from .labels import READINESS_LABELS, readiness_label
+from .labels import READINESS_LABELS, percent, readiness_label
 
 SUMMARY_KEY = "ccmigrate-assessment-summary"
 BY_SUBSCRIPTION_KEY = "ccmigrate-readiness-by-subscription"
@@ -73,8 +73,8 @@ def assessment_markdown(summary: dict[str, Any], files: dict[str, Path]) -> str:
         "| --- | ---: | ---: |",
     ]
     for value, count in _readiness_counts(summary).items():
-        lines.append(f"| {_text(readiness_label(value))} | {count} | {_pct(count, vms)} |")
-    lines += [f"| **Total** | **{vms}** | {_pct(vms, vms)} |", "", "## Top blockers", ""]
+        lines.append(f"| {_text(readiness_label(value))} | {count} | {percent(count, vms)} |")
+    lines += [f"| **Total** | **{vms}** | {percent(vms, vms)} |", "", "## Top blockers", ""]
 
     lines += _blocker_lines(summary)
 
@@ -216,10 +216,6 @@ def _scope_text(summary: dict[str, Any]) -> str:
     if excluded:
         parts.append("excluding " + ", ".join(excluded))
     return "; ".join(parts)
-
-
-def _pct(count: int, total: int) -> str:
-    return f"{100 * count / total:.1f}%" if total else "0.0%"
 
 
 def _text(value: Any) -> str:

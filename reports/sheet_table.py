@@ -65,9 +65,10 @@ def write_table(ws: Any, frame: pd.DataFrame, layout: TableLayout | None = None)
     for name, url in layout.links.items():
         n = shown.index(name)
         letter = get_column_letter(n + 1)
-        targets = frame[url].tolist()
-        rows = [r for r, t in enumerate(targets) if isinstance(t, str)
-                and t.startswith("https://")]
+        targets, shown_values = frame[url].tolist(), columns[n]
+        # Only cells with text get a link: an empty linked cell would be a hidden trap.
+        rows = [r for r, (t, v) in enumerate(zip(targets, shown_values, strict=True))
+                if isinstance(t, str) and t.startswith("https://") and v not in (None, "")]
         add_links(ws, [f"{letter}{first + r}" for r in rows], [targets[r] for r in rows])
         if len(frame):
             look_like_links(ws, f"{letter}{first}:{letter}{last}")
