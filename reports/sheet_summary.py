@@ -109,7 +109,16 @@ def _stacked_chart(ws: Any, title: str, header: int, last: int, anchor: str,
         series.graphicalProperties.solidFill = READINESS_COLOURS[readiness][1]
         series.graphicalProperties.line.solidFill = READINESS_COLOURS[readiness][1]
     chart.width, chart.height = 20, max(7.5, 0.6 * (last - header) + 3)
+    _readable_axes(chart)
     ws.add_chart(chart, anchor)
+
+
+def _readable_axes(chart: BarChart) -> None:
+    """First table row at the top of a horizontal bar chart (Excel draws categories bottom-up
+    by default), and both axes shown (recent Excel hides axes openpyxl leaves unset)."""
+    chart.x_axis.scaling.orientation = "maxMin"
+    chart.x_axis.delete = False
+    chart.y_axis.delete = False
 
 
 def write_summary_sheet(ws: Any, summary: dict[str, Any], *, has_changes_sheet: bool) -> None:
@@ -245,6 +254,7 @@ def write_summary_sheet(ws: Any, summary: dict[str, Any], *, has_changes_sheet: 
                                       max_row=blockers_last))
         bars.series[0].graphicalProperties.solidFill = READINESS_COLOURS["not_ready"][1]
     bars.width, bars.height = 16, 9
+    _readable_axes(bars)
     ws.add_chart(bars, f"{CHART_COLUMN}21")
 
     _stacked_chart(ws, "Readiness by subscription", subs_header, subs_last,
