@@ -21,7 +21,7 @@ def _frame() -> pd.DataFrame:
     n = len(AWKWARD)
     return pd.DataFrame({
         "text": pd.array(AWKWARD, dtype="string"),
-        "count": pd.array(list(range(n - 1)) + [None], dtype="Int64"),
+        "count": pd.array([*list(range(n - 1)), None], dtype="Int64"),
         "share": [i / 10 for i in range(n - 1)] + [float("nan")],
         "flag": [i % 2 == 0 for i in range(n)],
         "url": [f"https://portal.azure.com/#resource/vm{i}?a=1&b=2" for i in range(n)],
@@ -44,7 +44,7 @@ def test_sheet_rows_read_back_exactly(tmp_path):
     sheet = load_workbook(tmp_path / "t.xlsx")["T"]
     rows = list(sheet.iter_rows(min_row=2, values_only=True))
     assert [r[0] for r in rows] == [_expected_text(v) for v in AWKWARD]
-    assert [r[1] for r in rows] == list(range(len(AWKWARD) - 1)) + [None]
+    assert [r[1] for r in rows] == [*list(range(len(AWKWARD) - 1)), None]
     assert rows[3][2] == pytest.approx(0.3) and rows[-1][2] is None
     assert [r[3] for r in rows] == [i % 2 == 0 for i in range(len(AWKWARD))]
     assert sheet.cell(2, 3).number_format == "0.0%"
