@@ -103,8 +103,132 @@ def _m1_assessments(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _m2_plans_waves_journal_leases(conn: Connection) -> None:
+    """Plans cut from an assessment (wave items, the policies they need), their waves, the
+    per-VM journal with its append-only history, and one lease per wave being run."""
+    md = sa.MetaData()
+    # Stand-in for the existing table, only so the foreign key below can be rendered.
+    sa.Table("assessments", md, sa.Column("id", sa.String(32), primary_key=True))
+    new = [
+        sa.Table(
+            "plans", md,
+            sa.Column("id", sa.String(32), primary_key=True),
+            sa.Column("created_at", UtcDateTime, nullable=False),
+            sa.Column("assessment_id", sa.String(32), sa.ForeignKey("assessments.id"),
+                      nullable=False),
+            sa.Column("options_json", sa.Text, nullable=False),
+            sa.Column("summary_json", sa.Text, nullable=False),
+            sa.Column("wave_count", sa.Integer, nullable=False),
+            sa.Column("vm_count", sa.Integer, nullable=False),
+            sa.Column("tool_version", sa.Text, nullable=False),
+            sa.Index("ix_plans_created_at", "created_at"),
+        ),
+        sa.Table(
+            "plan_vms", md,
+            sa.Column("plan_id", sa.String(32), sa.ForeignKey("plans.id", ondelete="CASCADE"),
+                      nullable=False),
+            sa.Column("wave", sa.Integer, nullable=False),
+            sa.Column("position", sa.Integer, nullable=False),
+            sa.Column("vm_key", sa.String(512), nullable=False),
+            sa.Column("vm_id", sa.String(512), nullable=False),
+            *(sa.Column(name, sa.Text, nullable=False) for name in (
+                "vm_name", "subscription_id", "vault_id", "vault", "item_id",
+                "source_policy_id", "source_policy", "target_policy")),
+            sa.Column("irreversible", sa.Boolean, nullable=False),
+            *(sa.Column(name, sa.Text, nullable=False)
+              for name in ("rollback_policy", "readiness", "warnings")),
+            sa.PrimaryKeyConstraint("plan_id", "vm_key"),
+            sa.CheckConstraint("wave >= 1", name="ck_plan_vms_wave"),
+            sa.Index("ix_plan_vms_plan_id_wave", "plan_id", "wave", "position"),
+        ),
+        sa.Table(
+            "plan_policies", md,
+            sa.Column("plan_id", sa.String(32), sa.ForeignKey("plans.id", ondelete="CASCADE"),
+                      nullable=False),
+            sa.Column("vault_id", sa.String(512), nullable=False),
+            sa.Column("policy_name", sa.String(256), nullable=False),
+            sa.Column("vault", sa.Text, nullable=False),
+            sa.Column("kind", sa.String(32), nullable=False),
+            sa.Column("source_policy_id", sa.Text, nullable=False),
+            sa.Column("source_policy", sa.Text, nullable=False),
+            sa.Column("first_wave", sa.Integer, nullable=False),
+            sa.Column("body_json", sa.Text, nullable=False),
+            sa.PrimaryKeyConstraint("plan_id", "vault_id", "policy_name"),
+        ),
+        sa.Table(
+            "waves", md,
+            sa.Column("plan_id", sa.String(32), sa.ForeignKey("plans.id", ondelete="CASCADE"),
+                      nullable=False),
+            sa.Column("wave", sa.Integer, nullable=False),
+            sa.Column("size", sa.Integer, nullable=False),
+            sa.Column("status", sa.String(16), nullable=False),
+            sa.Column("started_at", UtcDateTime, nullable=True),
+            sa.Column("finished_at", UtcDateTime, nullable=True),
+            sa.Column("counts_json", sa.Text, nullable=False),
+            sa.Column("halted_reason", sa.Text, nullable=True),
+            sa.PrimaryKeyConstraint("plan_id", "wave"),
+        ),
+        sa.Table(
+            "journal", md,
+            sa.Column("plan_id", sa.String(32), nullable=False),
+            sa.Column("vm_key", sa.String(512), nullable=False),
+            sa.Column("wave", sa.Integer, nullable=False),
+            sa.Column("status", sa.String(16), nullable=False),
+            sa.Column("step", sa.String(32), nullable=False),
+            sa.Column("original_policy_id", sa.Text, nullable=True),
+            sa.Column("target_policy_id", sa.Text, nullable=True),
+            sa.Column("operation_id", sa.Text, nullable=True),
+            sa.Column("job_ids_json", sa.Text, nullable=False),
+            sa.Column("error_code", sa.Text, nullable=True),
+            sa.Column("error_message", sa.Text, nullable=True),
+            sa.Column("rollback_outcome", sa.Text, nullable=True),
+            sa.Column("attempt", sa.Integer, nullable=False),
+            sa.Column("started_at", UtcDateTime, nullable=True),
+            sa.Column("updated_at", UtcDateTime, nullable=True),
+            sa.Column("finished_at", UtcDateTime, nullable=True),
+            sa.Column("runner", sa.Text, nullable=True),
+            sa.PrimaryKeyConstraint("plan_id", "vm_key"),
+            sa.ForeignKeyConstraint(["plan_id", "vm_key"],
+                                    ["plan_vms.plan_id", "plan_vms.vm_key"], ondelete="CASCADE"),
+            sa.Index("ix_journal_plan_id_wave_status", "plan_id", "wave", "status"),
+        ),
+        sa.Table(
+            "journal_events", md,
+            sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+                      primary_key=True, autoincrement=True),
+            sa.Column("plan_id", sa.String(32), nullable=False),
+            sa.Column("vm_key", sa.String(512), nullable=False),
+            sa.Column("at", UtcDateTime, nullable=False),
+            sa.Column("status", sa.String(16), nullable=False),
+            sa.Column("step", sa.String(32), nullable=False),
+            sa.Column("runner", sa.Text, nullable=False),
+            sa.Column("detail_json", sa.Text, nullable=False),
+            sa.ForeignKeyConstraint(["plan_id", "vm_key"], ["journal.plan_id", "journal.vm_key"],
+                                    ondelete="CASCADE"),
+            sa.Index("ix_journal_events_plan_id_vm_key_id", "plan_id", "vm_key", "id"),
+        ),
+        sa.Table(
+            "wave_leases", md,
+            sa.Column("plan_id", sa.String(32), nullable=False),
+            sa.Column("wave", sa.Integer, nullable=False),
+            sa.Column("owner_host", sa.Text, nullable=False),
+            sa.Column("owner_pid", sa.Integer, nullable=False),
+            sa.Column("owner_node", sa.Text, nullable=False),
+            sa.Column("owner_token", sa.String(64), nullable=False),
+            sa.Column("acquired_at", UtcDateTime, nullable=False),
+            sa.Column("heartbeat_at", UtcDateTime, nullable=False),
+            sa.Column("expires_at", UtcDateTime, nullable=False),
+            sa.PrimaryKeyConstraint("plan_id", "wave"),
+            sa.ForeignKeyConstraint(["plan_id", "wave"], ["waves.plan_id", "waves.wave"],
+                                    ondelete="CASCADE"),
+        ),
+    ]
+    md.create_all(conn, tables=new)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "assessments and their scored VMs", _m1_assessments),
+    Migration(2, "plans, waves, journal, leases", _m2_plans_waves_journal_leases),
 ]
 
 

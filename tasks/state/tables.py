@@ -106,3 +106,139 @@ assessment_vms = sa.Table(
     sa.PrimaryKeyConstraint("assessment_id", "vm_key"),
     sa.Index("ix_assessment_vms_vm_key", "vm_key"),
 )
+
+# -- plans, waves, journal, leases (migration 2) ----------------------------------------------
+
+# One row per plan: the waves cut from one assessment, with the planner's options.
+plans = sa.Table(
+    "plans", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # e.g. 20261126-013000-ab12
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    # No cascade: an assessment a plan was cut from (and maybe run) must not vanish under it.
+    sa.Column("assessment_id", sa.String(32), sa.ForeignKey("assessments.id"), nullable=False),
+    sa.Column("options_json", sa.Text, nullable=False),
+    sa.Column("summary_json", sa.Text, nullable=False),
+    sa.Column("wave_count", sa.Integer, nullable=False),
+    sa.Column("vm_count", sa.Integer, nullable=False),
+    sa.Column("tool_version", sa.Text, nullable=False),
+    sa.Index("ix_plans_created_at", "created_at"),
+)
+
+# The wave items of a plan, in load order: one row per VM (all text "" when unknown, never NULL).
+PLAN_VM_FIELDS: tuple[str, ...] = (
+    "wave", "position", "vm_key", "vm_id", "vm_name", "subscription_id", "vault_id", "vault",
+    "item_id", "source_policy_id", "source_policy", "target_policy", "irreversible",
+    "rollback_policy", "readiness", "warnings",
+)
+_PLAN_VM_TYPES: dict[str, Any] = {"wave": sa.Integer, "position": sa.Integer,
+                                  "vm_key": sa.String(ARM_ID), "vm_id": sa.String(ARM_ID),
+                                  "irreversible": sa.Boolean}
+
+plan_vms = sa.Table(
+    "plan_vms", metadata,
+    sa.Column("plan_id", sa.String(32), sa.ForeignKey("plans.id", ondelete="CASCADE"),
+              nullable=False),
+    *(sa.Column(name, _PLAN_VM_TYPES.get(name, sa.Text), nullable=False)
+      for name in PLAN_VM_FIELDS),
+    sa.PrimaryKeyConstraint("plan_id", "vm_key"),
+    sa.CheckConstraint("wave >= 1", name="ck_plan_vms_wave"),
+    sa.Index("ix_plan_vms_plan_id_wave", "plan_id", "wave", "position"),
+)
+
+# The policies a plan needs per vault: crash-consistent clones, and the Enhanced app-consistent
+# clones that irreversible (Standard-policy) VMs roll back to.
+PLAN_POLICY_FIELDS: tuple[str, ...] = (
+    "vault_id", "policy_name", "vault", "kind", "source_policy_id", "source_policy",
+    "first_wave", "body_json",
+)
+plan_policies = sa.Table(
+    "plan_policies", metadata,
+    sa.Column("plan_id", sa.String(32), sa.ForeignKey("plans.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("vault_id", sa.String(ARM_ID), nullable=False),
+    sa.Column("policy_name", sa.String(256), nullable=False),
+    sa.Column("vault", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # crash_clone | app_clone_for_rollback
+    sa.Column("source_policy_id", sa.Text, nullable=False),
+    sa.Column("source_policy", sa.Text, nullable=False),
+    sa.Column("first_wave", sa.Integer, nullable=False),
+    sa.Column("body_json", sa.Text, nullable=False),  # "{}" when the planner left it to the runner
+    sa.PrimaryKeyConstraint("plan_id", "vault_id", "policy_name"),
+)
+
+# One row per wave of a plan: its size and where running it got to.
+waves = sa.Table(
+    "waves", metadata,
+    sa.Column("plan_id", sa.String(32), sa.ForeignKey("plans.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("wave", sa.Integer, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # planned running done halted partial
+    sa.Column("started_at", UtcDateTime, nullable=True),
+    sa.Column("finished_at", UtcDateTime, nullable=True),
+    sa.Column("counts_json", sa.Text, nullable=False),
+    sa.Column("halted_reason", sa.Text, nullable=True),
+    sa.PrimaryKeyConstraint("plan_id", "wave"),
+)
+
+# The per-VM journal: where each VM of a plan is, written before every change in Azure.
+journal = sa.Table(
+    "journal", metadata,
+    sa.Column("plan_id", sa.String(32), nullable=False),
+    sa.Column("vm_key", sa.String(ARM_ID), nullable=False),
+    sa.Column("wave", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("step", sa.String(32), nullable=False),  # "" until begun
+    sa.Column("original_policy_id", sa.Text, nullable=True),
+    sa.Column("target_policy_id", sa.Text, nullable=True),
+    sa.Column("operation_id", sa.Text, nullable=True),
+    sa.Column("job_ids_json", sa.Text, nullable=False),
+    sa.Column("error_code", sa.Text, nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("rollback_outcome", sa.Text, nullable=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=True),
+    sa.Column("updated_at", UtcDateTime, nullable=True),
+    sa.Column("finished_at", UtcDateTime, nullable=True),
+    sa.Column("runner", sa.Text, nullable=True),  # host:pid of the last writer
+    sa.PrimaryKeyConstraint("plan_id", "vm_key"),
+    sa.ForeignKeyConstraint(["plan_id", "vm_key"], ["plan_vms.plan_id", "plan_vms.vm_key"],
+                            ondelete="CASCADE"),
+    sa.Index("ix_journal_plan_id_wave_status", "plan_id", "wave", "status"),
+)
+
+# Append-only history of the journal, one row per change: what an auditor replays.
+journal_events = sa.Table(
+    "journal_events", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("plan_id", sa.String(32), nullable=False),
+    sa.Column("vm_key", sa.String(ARM_ID), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("step", sa.String(32), nullable=False),
+    sa.Column("runner", sa.Text, nullable=False),
+    sa.Column("detail_json", sa.Text, nullable=False),
+    sa.ForeignKeyConstraint(["plan_id", "vm_key"], ["journal.plan_id", "journal.vm_key"],
+                            ondelete="CASCADE"),
+    sa.Index("ix_journal_events_plan_id_vm_key_id", "plan_id", "vm_key", "id"),
+)
+
+# At most one runner per wave: the row is the lock, its heartbeat keeps it.
+wave_leases = sa.Table(
+    "wave_leases", metadata,
+    sa.Column("plan_id", sa.String(32), nullable=False),
+    sa.Column("wave", sa.Integer, nullable=False),
+    sa.Column("owner_host", sa.Text, nullable=False),
+    sa.Column("owner_pid", sa.Integer, nullable=False),
+    # Where owner_pid names a process: host, boot and PID namespace. Only a runner with the same
+    # node may judge the owner dead by its pid; any other waits for the heartbeat to expire.
+    sa.Column("owner_node", sa.Text, nullable=False),
+    sa.Column("owner_token", sa.String(64), nullable=False),
+    sa.Column("acquired_at", UtcDateTime, nullable=False),
+    sa.Column("heartbeat_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("plan_id", "wave"),
+    sa.ForeignKeyConstraint(["plan_id", "wave"], ["waves.plan_id", "waves.wave"],
+                            ondelete="CASCADE"),
+)

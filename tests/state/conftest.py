@@ -63,3 +63,27 @@ def engine(store_url: str) -> Iterator[sa.Engine]:
         yield eng
     finally:
         eng.dispose()
+
+
+@pytest.fixture
+def make_plan(engine: sa.Engine):
+    """Save an assessment and a plan cut from it: ``make_plan(n=8, sizes=(1, 3), minutes=0)``
+    returns the stored ``PlanRecord`` (``minutes`` after a fixed start, so plans order)."""
+    from datetime import UTC, datetime, timedelta
+
+    from tasks.state import AssessmentRecord, PlanRecord, save_assessment, save_plan
+    from tests.state.frames import plan_frames, scored_frame
+
+    start = datetime(2026, 11, 26, 1, 30, tzinfo=UTC)
+
+    def make(n: int = 8, sizes: tuple[int, ...] = (1, 3), minutes: int = 0, **fields):
+        now = start + timedelta(minutes=minutes)
+        assessment = AssessmentRecord.new({"cloud": "public"}, now=now)
+        save_assessment(engine, assessment, scored_frame(3, seed=minutes))
+        record = PlanRecord.new(assessment.id, {"wave_size": sizes[-1], "canary": sizes[0]},
+                                now=now, **fields)
+        vms, policies = plan_frames(n, sizes, seed=minutes)
+        save_plan(engine, record, vms, policies)
+        return record
+
+    return make

@@ -46,3 +46,60 @@ def scored_frame(n: int, *, seed: int = 7, prefix: str = "vm") -> pd.DataFrame:
     frame["target_policy"] = frame["target_policy"].where(np.arange(n) % 13 != 1)
     frame["consistency_type"] = "é ü — 名前"  # non-ASCII survives
     return frame
+
+
+def plan_frames(n: int, sizes: tuple[int, ...] = (1, 3), *, seed: int = 7,
+                irreversible_every: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A planner's output for ``n`` VMs: wave items (wave 1 of ``sizes[0]`` VMs, then the other
+    sizes, the last repeated) in frame order, and the policies they need per vault: one
+    crash-consistent clone per source policy, plus an app-consistent rollback clone where
+    irreversible (Standard-policy) VMs come from."""
+    base = scored_frame(n, seed=seed, prefix="pvm")
+    wave_of: list[int] = []
+    wave, left = 1, sizes[0] if sizes else n
+    for _ in range(n):
+        if left == 0:
+            wave += 1
+            left = sizes[min(wave - 1, len(sizes) - 1)]
+        wave_of.append(wave)
+        left -= 1
+    irreversible = np.arange(n) % irreversible_every == 2
+    source = np.where(irreversible, "StandardPolicy", "EnhancedPolicy")
+    vms = pd.DataFrame({
+        "wave": wave_of,
+        "vm_id": base["vm_id"],
+        "vm_name": base["vm_name"],
+        "subscription_id": base["subscription_id"],
+        "vault_id": base["vault_id"],
+        "vault": base["vault"],
+        "item_id": base["item_id"],
+        "source_policy_id": base["vault_id"] + "/backupPolicies/" + source,
+        "source_policy": pd.array(source, dtype="string"),
+        "target_policy": pd.array([f"{s}-crash" for s in source], dtype="string"),
+        "irreversible": pd.array(irreversible, dtype="boolean"),
+        "rollback_policy": pd.array(np.where(irreversible, "StandardPolicy-app", source),
+                                    dtype="string"),
+        "readiness": pd.array(np.where(np.arange(n) % 3 == 1, "ready_with_conditions",
+                                       "ready"), dtype="string"),
+        "warnings": pd.array(np.where(np.arange(n) % 3 == 1, "HOST_CACHING_READWRITE", ""),
+                             dtype="string"),
+    })
+    rows: dict[tuple[str, str], dict[str, object]] = {}
+    for item in vms.to_dict("records"):
+        needs = [("crash_clone", item["target_policy"])]
+        if item["irreversible"]:
+            needs.append(("app_clone_for_rollback", item["rollback_policy"]))
+        for kind, name in needs:
+            key = (item["vault_id"], name)
+            if key in rows:
+                rows[key]["first_wave"] = min(rows[key]["first_wave"], item["wave"])
+                continue
+            rows[key] = {
+                "vault_id": item["vault_id"], "policy_name": name, "vault": item["vault"],
+                "kind": kind, "source_policy_id": item["source_policy_id"],
+                "source_policy": item["source_policy"], "first_wave": item["wave"],
+                "body": {"properties": {"policyType": "V2", "snapshotConsistencyType":
+                                        "OnlyCrashConsistent" if kind == "crash_clone"
+                                        else None}},
+            }
+    return vms, pd.DataFrame(list(rows.values()))
