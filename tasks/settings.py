@@ -8,6 +8,7 @@ Nested keys in the environment use ``__``: ``CCMIGRATE_THROTTLES__MAX_PARALLEL=8
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -98,6 +99,115 @@ class Throttles(_Strict):
     http_max_backoff: float = Field(60, ge=0, le=600)
     polling_interval: float = Field(5, ge=0, le=120)
     operation_timeout: float = Field(1800, gt=0)
+
+
+_PERCENT = re.compile(r"^(\d+(?:\.\d+)?)\s*%$")
+_RULE_ID = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_TAG_ORDER = re.compile(r"^tag:\s*(\S.*)$", re.IGNORECASE)
+
+
+def count_or_percent(value: Any, *, minimum: int) -> int | str:
+    """A VM count (an int >= ``minimum``) or a share written ``"N%"`` (0 < N <= 100), as the
+    planner and the wave runner read it: ``5`` or ``"25%"``. Text digits become an int."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number or a percentage such as '25%'")
+    if isinstance(value, str):
+        text = value.strip()
+        match = _PERCENT.match(text)
+        if match:
+            share = float(match.group(1))
+            if not 0 < share <= 100:
+                raise ValueError(f"{text!r}: a percentage must be above 0% and at most 100%")
+            return f"{share:g}%"
+        if not text.isdigit():
+            raise ValueError(f"{text!r} is neither a whole number nor a percentage such as "
+                             "'25%'")
+        value = int(text)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int):
+        raise ValueError(f"{value!r} is neither a whole number nor a percentage such as '25%'")
+    if value < minimum:
+        raise ValueError(f"{value} is below the minimum of {minimum}")
+    return value
+
+
+class Waves(_Strict):
+    """How ``ccmigrate plan`` cuts waves, and the thresholds the wave runner applies.
+
+    Sizes: wave 1 is the canary (``canary`` VMs), then one wave per ``ramp`` step (a count, or
+    ``"N%"`` of the plan's candidates), then waves of ``wave_size`` until every candidate is
+    placed. ``allow_warnings`` lets ``ready_with_conditions`` VMs in when every warning they
+    carry is listed; Standard-policy VMs need ``include_standard`` because their move to
+    Enhanced can't be undone.
+    """
+
+    wave_size: int = Field(50, ge=1, le=100_000)
+    canary: int = Field(1, ge=1, le=100_000)
+    ramp: list[int | str] = Field(default_factory=lambda: [5])
+    allow_warnings: list[str] = Field(default_factory=list)
+    include_standard: bool = False
+    # "" = subscription, vault, VM name; "tag:NAME" = that tag's value, lowest first.
+    order_by: str = ""
+    rollback_policy_template: str = "{source}-enh"
+    # Read by the wave runner (issue 5 item 4); validated here so a typo fails at start-up.
+    max_failures: int | str = "10%"
+    cumulative_max_failures: int | str = "5%"
+    verify: Literal["job", "backup"] = "job"
+    lease_ttl_s: int = Field(60, ge=5, le=3600)
+    irreversible_timeout_s: int = Field(14_400, ge=60, le=7 * 24 * 3600)
+
+    @field_validator("ramp", mode="before")
+    @classmethod
+    def _ramp_steps(cls, value: Any) -> list[int | str]:
+        # "1,5,25%" from a flag or the environment, a TOML list, or one step.
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            items = [items]
+        steps = [item for item in items if not (isinstance(item, str) and not item.strip())]
+        return [count_or_percent(step, minimum=1) for step in steps]
+
+    @field_validator("max_failures", "cumulative_max_failures", mode="before")
+    @classmethod
+    def _threshold(cls, value: Any) -> int | str:
+        return count_or_percent(value, minimum=0)
+
+    @field_validator("allow_warnings")
+    @classmethod
+    def _rule_ids(cls, values: list[str]) -> list[str]:
+        out: list[str] = []
+        for value in values:
+            rule = value.strip().upper()
+            if not _RULE_ID.match(rule):
+                raise ValueError(f"{value!r} is not a rule id (such as HOST_CACHING_READWRITE)")
+            if rule not in out:
+                out.append(rule)
+        return out
+
+    @field_validator("order_by")
+    @classmethod
+    def _order(cls, value: str) -> str:
+        text = value.strip()
+        if not text:
+            return ""
+        match = _TAG_ORDER.match(text)
+        if not match:
+            raise ValueError("must be empty (by subscription, vault and VM name) or "
+                             "'tag:NAME' (by that tag's value, lowest first)")
+        return f"tag:{match.group(1).strip()}"
+
+    @field_validator("rollback_policy_template")
+    @classmethod
+    def _rollback_template(cls, value: str) -> str:
+        # The same name rules as the crash-consistent target's template (rules.engine).
+        from .rules.engine import check_template
+
+        try:
+            check_template(value)
+        except SettingsError as exc:
+            why = str(exc).partition(f"= {value!r}: ")[2] or str(exc)
+            raise ValueError(why.replace("-crash", "-enh")) from None
+        return value
 
 
 # The protected-instance prices a configured [pricing] table must give (RegionPrice may
@@ -194,6 +304,7 @@ class Settings(_Strict):
     rules: Rules = Field(default_factory=Rules)
     throttles: Throttles = Field(default_factory=Throttles)
     pricing: Pricing = Field(default_factory=Pricing)
+    waves: Waves = Field(default_factory=Waves)
 
     @field_validator("cloud")
     @classmethod
@@ -311,7 +422,8 @@ def _env_value(value: str) -> Any:
     return value
 
 
-_LIST_KEYS = {("scope", k) for k in Scope.model_fields} | {("rules", "disabled")}
+_LIST_KEYS = ({("scope", k) for k in Scope.model_fields} | {("rules", "disabled")}
+              | {("waves", "allow_warnings")})
 
 
 def _env_leaves(values: dict[str, Any], prefix: tuple[str, ...] = ()):

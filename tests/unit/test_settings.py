@@ -221,3 +221,77 @@ def test_empty_region_table_is_refused_naming_the_file(tmp_path):
     assert "pricing.regions.westeurope" in str(err.value)
     assert "give small_instance, per_500gb or both" in str(err.value)
     assert f"settings file {cfg}" in str(err.value)
+
+
+# -- [waves] -----------------------------------------------------------------------------------
+
+def test_wave_defaults():
+    waves = load_settings(environ={}).waves
+    assert (waves.wave_size, waves.canary, waves.ramp) == (50, 1, [5])
+    assert waves.allow_warnings == [] and waves.include_standard is False
+    assert waves.order_by == "" and waves.rollback_policy_template == "{source}-enh"
+    assert (waves.max_failures, waves.cumulative_max_failures) == ("10%", "5%")
+    assert (waves.verify, waves.lease_ttl_s, waves.irreversible_timeout_s) == ("job", 60, 14400)
+
+
+def test_ramp_takes_counts_and_percentages_from_file_environment_and_flag(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[waves]\nramp = [2, "10%", 40]\n')
+    assert load_settings(cfg, environ={}).waves.ramp == [2, "10%", 40]
+    env = {"CCMIGRATE_WAVES__RAMP": "1,5,25%"}
+    assert load_settings(environ=env).waves.ramp == [1, 5, "25%"]
+    assert load_settings(environ=env, flags={"waves.ramp": "3, 12.5%"}).waves.ramp == [3, "12.5%"]
+    assert load_settings(environ={"CCMIGRATE_WAVES__RAMP": "7"}).waves.ramp == [7]
+
+
+@pytest.mark.parametrize(("ramp", "expected"), [
+    ("0", "0 is below the minimum of 1"),
+    ("1,x", "'x' is neither a whole number nor a percentage"),
+    ("150%", "at most 100%"),
+    ("0%", "above 0%"),
+])
+def test_bad_ramp_step_names_the_flag_and_what_is_allowed(ramp, expected):
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ={}, flags={"waves.ramp": ramp})
+    message = str(err.value)
+    assert "waves.ramp" in message and "command-line option --ramp" in message
+    assert expected in message
+
+
+def test_failure_thresholds_are_counts_or_percentages():
+    waves = load_settings(environ={"CCMIGRATE_WAVES__MAX_FAILURES": "0",
+                                   "CCMIGRATE_WAVES__CUMULATIVE_MAX_FAILURES": "2.5%"}).waves
+    assert (waves.max_failures, waves.cumulative_max_failures) == (0, "2.5%")
+    with pytest.raises(SettingsError, match=r"waves\.max_failures"):
+        load_settings(environ={"CCMIGRATE_WAVES__MAX_FAILURES": "ten"})
+
+
+def test_allowed_warnings_are_rule_ids_upper_cased_once():
+    env = {"CCMIGRATE_WAVES__ALLOW_WARNINGS": "host_caching_readwrite,HOST_CACHING_READWRITE"}
+    assert load_settings(environ=env).waves.allow_warnings == ["HOST_CACHING_READWRITE"]
+    with pytest.raises(SettingsError, match="is not a rule id"):
+        load_settings(environ={}, flags={"waves.allow_warnings": ["host caching"]})
+
+
+def test_order_by_is_empty_or_a_tag():
+    assert load_settings(environ={}, flags={"waves.order_by": "TAG: criticality"}).waves \
+        .order_by == "tag:criticality"
+    with pytest.raises(SettingsError, match="'tag:NAME'"):
+        load_settings(environ={}, flags={"waves.order_by": "name"})
+
+
+def test_rollback_template_follows_the_policy_name_rules(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[waves]\nrollback_policy_template = "{source}"\n')
+    with pytest.raises(SettingsError) as err:
+        load_settings(cfg, environ={})
+    message = str(err.value)
+    assert "waves.rollback_policy_template" in message and str(cfg) in message
+    assert "source policy's own name" in message and "'{source}-enh'" in message
+
+
+def test_runner_keys_are_validated():
+    with pytest.raises(SettingsError, match="'job' or 'backup'"):
+        load_settings(environ={"CCMIGRATE_WAVES__VERIFY": "snapshot"})
+    with pytest.raises(SettingsError, match=r"waves\.lease_ttl_s"):
+        load_settings(environ={"CCMIGRATE_WAVES__LEASE_TTL_S": "1"})
