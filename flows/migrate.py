@@ -1,0 +1,340 @@
+"""The ``migrate`` and ``rollback`` flows: one wave of a plan (or chosen VMs), journaled per VM.
+
+A wave is a Prefect flow; its work is one task per chunk of vaults (never one per VM: a task
+costs milliseconds and kilobytes in Prefect's API), each running its VMs on threads under the
+wave's throttle and failure gate (``tasks/migration/wave.py``). Before any VM the runner takes
+the wave's lease in the state store (a second runner is refused; a dead one's lease is taken
+over), reconciles the VMs a stopped runner left ``in_progress``, and makes sure the wave's
+target policies exist (a same-named policy with other settings stops the wave before any VM).
+
+Without ``execute`` nothing is written anywhere: the dry run reads the plan, the journal and
+(read-only) the vaults' policies, and says exactly what would change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tasks.errors import AzureError, InputError
+from tasks.settings import Settings
+
+from .progress import Progress
+
+VAULTS_PER_TASK = 5
+PROGRESS_KEY = "ccmigrate-wave-progress"
+
+
+@dataclass
+class WaveOutcome:
+    plan_id: str
+    wave: int | None
+    executed: bool
+    counts: dict[str, int]
+    status: str
+    halted_reason: str | None
+    files: dict[str, Path] = field(default_factory=dict)
+    actions: pd.DataFrame | None = field(default=None, repr=False)
+
+
+def _setting(settings: Settings, key: str, default: Any) -> Any:
+    waves = getattr(settings, "waves", None)
+    return getattr(waves, key, default) if waves is not None else default
+
+
+def move_config(settings: Settings, verify: str | None = None) -> Any:
+    from tasks.migration.move import MoveConfig
+    from tasks.rules.engine import parse_opt_out_tag
+
+    tag = settings.rules.opt_out_tag
+    return MoveConfig(poll_interval=settings.throttles.polling_interval,
+                      timeout=settings.throttles.operation_timeout,
+                      irreversible_timeout=float(_setting(settings, "irreversible_timeout_s",
+                                                          14400)),
+                      verify=verify or _setting(settings, "verify", "job"),
+                      opt_out=parse_opt_out_tag(tag) if tag else None)
+
+
+def _vm_plans(frame: pd.DataFrame) -> list[Any]:
+    from tasks.migration.move import VmPlan
+
+    return [VmPlan.from_row(row) for row in frame.itertuples(index=False)]
+
+
+def sort_work(vms: pd.DataFrame, journal: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Split a wave's VMs by what this run does with them, from the journal:
+    ``reconcile`` (in progress: a runner stopped), ``move`` (pending, skipped, or stopped by
+    something that was not the VM's fault), ``finished`` (done or rolled back), ``attention``
+    (rollback failed: a person must look)."""
+    from tasks.migration.move import RETRYABLE_CODES
+
+    state = journal.set_index("vm_key")[["status", "error_code"]]
+    joined = vms.join(state, on="vm_key")
+    status, code = joined["status"].fillna("pending"), joined["error_code"].fillna("")
+    retry = (status == "rolled_back") & code.isin(RETRYABLE_CODES)
+    return {
+        "reconcile": vms[(status == "in_progress").to_numpy()],
+        "move": vms[(status.isin(["pending", "skipped"]) | retry).to_numpy()],
+        "finished": vms[(status.isin(["done", "rolled_back"]) & ~retry).to_numpy()],
+        "attention": vms[(status == "rollback_failed").to_numpy()],
+    }
+
+
+def dry_run_actions(access: Any, vms: pd.DataFrame, policies: pd.DataFrame) -> pd.DataFrame:
+    """What ``--execute`` would do, per VM and per policy, from read-only calls."""
+    from tasks.azure import backup
+
+    rows = []
+    for (vault_id, name), group in vms.groupby(["vault_id", "target_policy"], sort=True):
+        ref = backup.vault_ref(vault_id)
+        try:
+            backup.get_policy(access.backup(ref.subscription_id), ref, name)
+            action = "reuse the existing policy (checked for identical settings first)"
+        except AzureError as err:
+            if err.status != 404:
+                raise
+            action = "create it (a crash-consistent clone of " \
+                     f"{', '.join(sorted(set(group['source_policy'])))})"
+        rows.append({"what": "policy", "vault": ref.vault, "vm_name": "", "vm_id": "",
+                     "source_policy": ", ".join(sorted(set(group["source_policy"]))),
+                     "target_policy": name, "action": action})
+    for row in vms.itertuples(index=False):
+        note = " (irreversible: Standard -> Enhanced)" if bool(row.irreversible) else ""
+        rows.append({"what": "vm", "vault": row.vault, "vm_name": row.vm_name,
+                     "vm_id": row.vm_id, "source_policy": row.source_policy,
+                     "target_policy": row.target_policy,
+                     "action": f"re-point its protected item{note}, follow ConfigureBackup, "
+                               "verify; roll back on failure"})
+    return pd.DataFrame(rows, columns=["what", "vault", "vm_name", "vm_id", "source_policy",
+                                       "target_policy", "action"])
+
+
+def run_wave(settings: Settings, plan_ref: str, wave: int, *, execute: bool, out_dir: Path,
+             max_failures: str | None = None, cumulative_max_failures: str | None = None,
+             verify: str | None = None, progress: Progress | None = None) -> WaveOutcome:
+    """Migrate wave ``wave`` of plan ``plan_ref`` (dry run unless ``execute``)."""
+    from tasks.azure.clients import AzureAccess
+    from tasks.state.db import open_store
+    from tasks.state.journal import Journal
+    from tasks.state.plans import get_wave, load_plan_vms, resolve_plan
+
+    progress = progress or Progress(enabled=False)
+    engine = open_store(settings.state_store_url(), synchronous="FULL")
+    plan = resolve_plan(engine, plan_ref)
+    get_wave(engine, plan.id, wave)  # an unknown wave is bad input, said before anything else
+    vms = load_plan_vms(engine, plan.id, wave)
+    journal = Journal(engine, plan.id)
+    work = sort_work(vms, journal.entries(wave))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    access = AzureAccess(settings)
+    if not execute:
+        actions = dry_run_actions(access, work["move"], _policies(engine, plan.id))
+        from reports.readiness_csv import write_csv
+
+        path = write_csv(actions, out_dir / f"wave-{wave}-dry-run.csv")
+        counts = {k: len(v) for k, v in work.items()}
+        return WaveOutcome(plan.id, wave, False, counts, "dry_run", None,
+                           {"dry-run.csv": path}, actions)
+    return _execute(settings, engine, access, plan, wave, vms, work, out_dir,
+                    max_failures=max_failures, cumulative=cumulative_max_failures,
+                    verify=verify, progress=progress)
+
+
+def _policies(engine: Any, plan_id: str) -> pd.DataFrame:
+    from tasks.state.plans import load_plan_policies
+
+    return load_plan_policies(engine, plan_id)
+
+
+def _execute(settings: Settings, engine: Any, access: Any, plan: Any, wave: int,
+             vms: pd.DataFrame, work: dict[str, pd.DataFrame], out_dir: Path, *,
+             max_failures: str | None, cumulative: str | None, verify: str | None,
+             progress: Progress) -> WaveOutcome:
+    from prefect import flow, get_run_logger, task
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+    from prefect.cache_policies import NO_CACHE
+
+    from reports.wave_report import write_wave_report
+    from tasks.migration.move import Mover
+    from tasks.migration.wave import Gate, VaultThrottle, allowed_failures, run_vms, vault_chunks
+    from tasks.state.journal import Journal
+    from tasks.state.leases import acquire_wave_lease
+    from tasks.state.plans import set_wave_status
+
+    cfg = move_config(settings, verify)
+    throttles = settings.throttles
+    lease = acquire_wave_lease(engine, plan.id, wave,
+                               ttl_s=float(_setting(settings, "lease_ttl_s", 60)))
+    journal = Journal(engine, plan.id, lease=lease)
+    started_at = datetime.now(UTC)
+
+    @flow(name="migrate-wave", log_prints=False)
+    def wave_flow(plan_id: str, wave: int) -> dict[str, Any]:
+        logger = get_run_logger()
+        if lease.took_over_from is not None:
+            logger.warning(f"took over the wave's lease from {lease.took_over_from}")
+        mover = Mover(access, journal, cfg, log=logger.info)
+        set_wave_status(engine, plan_id, wave, "running")
+        total = len(work["reconcile"]) + len(work["move"])
+        artifact = create_progress_artifact(0.0, key=PROGRESS_KEY,
+                                            description=f"plan {plan_id} wave {wave}")
+        progress.stage("vms", f"wave {wave}", total)
+        done = [0]
+
+        def counted(handle):
+            def run(vm):
+                outcome = handle(vm)
+                done[0] += 1
+                progress.advance("vms", f"{vm.vm_name}: {outcome.status}"
+                                 + (f" ({outcome.error_code})" if outcome.error_code else ""))
+                update_progress_artifact(artifact, 100.0 * done[0] / max(total, 1))
+                return outcome
+            return run
+
+        # 1. Finish what a stopped runner left in flight, from what Azure shows now.
+        entries = journal.entries(wave).set_index("vm_key")
+        for vm in _vm_plans(work["reconcile"]):
+            entry = journal.entry(vm.vm_key)
+            logger.info(f"{vm.vm_name}: reconciling (left {entries.loc[vm.vm_key, 'step']} by "
+                        f"{entries.loc[vm.vm_key, 'runner']})")
+            counted(lambda v, e=entry: mover.reconcile(v, e))(vm)
+
+        # 2. The target policies this wave needs, before any VM moves.
+        to_move = work["move"]
+        _ensure_targets(access, to_move, logger)
+
+        # 3. The VMs, a task per chunk of vaults, under the throttle and the gate.
+        counts = journal.counts()
+        earlier_started = sum(counts.get(s, 0) for s in ("done", "rolled_back",
+                                                         "rollback_failed"))
+        earlier_failed = _plan_failures(journal)
+        gate = Gate(
+            wave_limit=allowed_failures(max_failures or _setting(settings, "max_failures",
+                                                                 "10%"),
+                                        len(to_move), option="--max-failures"),
+            cumulative_limit=allowed_failures(
+                cumulative or _setting(settings, "cumulative_max_failures", "5%"),
+                earlier_started + len(to_move), option="--cumulative-max-failures"),
+            earlier_failures=earlier_failed, earlier_started=earlier_started)
+        throttle = VaultThrottle(throttles.max_parallel, throttles.per_vault)
+        def move_chunk(chunk: list[Any]) -> list[Any]:
+            return run_vms(chunk, counted(mover.move), gate, throttle, throttles.max_parallel)
+
+        chunk_task = task(move_chunk, name="move-vault-chunk", cache_policy=NO_CACHE)
+        chunks = vault_chunks(_vm_plans(to_move), VAULTS_PER_TASK)
+        futures = [chunk_task.submit(chunk) for chunk in chunks]
+        for future in futures:
+            future.result()
+        return {"halted_reason": gate.halted_reason}
+
+    try:
+        with lease.keep_alive():
+            result = wave_flow(plan.id, wave)
+    finally:
+        lease.release()
+    entries = journal.entries(wave)
+    counts = entries["status"].value_counts().to_dict()
+    halted = result["halted_reason"]
+    status = ("halted" if halted else
+              "done" if counts.get("done", 0) == len(vms) else "partial")
+    set_wave_status(engine, plan.id, wave, status,
+                    counts={k: int(v) for k, v in counts.items()}, halted_reason=halted)
+    files = write_wave_report(entries, out_dir, plan_id=plan.id, wave=wave,
+                              status=status, halted_reason=halted, started_at=started_at)
+    return WaveOutcome(plan.id, wave, True, {k: int(v) for k, v in counts.items()}, status,
+                       halted, files)
+
+
+def _plan_failures(journal: Any) -> int:
+    from tasks.migration.move import RETRYABLE_CODES
+
+    entries = journal.entries()
+    failed = entries["status"].eq("rollback_failed") | (
+        entries["status"].eq("rolled_back") & ~entries["error_code"].fillna("").isin(
+            RETRYABLE_CODES))
+    return int(failed.sum())
+
+
+def _ensure_targets(access: Any, to_move: pd.DataFrame, logger: Any) -> None:
+    """Create (or reuse) each crash-consistent policy the wave's VMs move to."""
+    from tasks.azure import backup
+    from tasks.migration.policies import crash_clone_body, ensure_policy
+
+    pairs = to_move[["vault_id", "source_policy", "target_policy"]].drop_duplicates()
+    for row in pairs.itertuples(index=False):
+        ref = backup.vault_ref(row.vault_id)
+        source = backup.get_policy(access.backup(ref.subscription_id), ref, row.source_policy)
+        result = ensure_policy(access, row.vault_id, row.target_policy,
+                               crash_clone_body(source))
+        logger.info(f"policy {row.target_policy} in vault {ref.vault}: {result.outcome}")
+
+
+def run_rollback(settings: Settings, plan_ref: str, *, wave: int | None, vm_ids: list[str],
+                 execute: bool, out_dir: Path, progress: Progress | None = None) -> WaveOutcome:
+    """Put chosen VMs (a wave, or ids) back on their journaled original policy."""
+    from prefect import flow, get_run_logger
+
+    from reports.readiness_csv import write_csv
+    from tasks.azure.clients import AzureAccess
+    from tasks.migration.move import Mover
+    from tasks.migration.wave import Gate, VaultThrottle, run_vms
+    from tasks.state.db import open_store
+    from tasks.state.journal import Journal
+    from tasks.state.plans import get_wave, load_plan_vms, resolve_plan
+
+    progress = progress or Progress(enabled=False)
+    engine = open_store(settings.state_store_url(), synchronous="FULL")
+    plan = resolve_plan(engine, plan_ref)
+    if wave is not None:
+        get_wave(engine, plan.id, wave)
+    vms = load_plan_vms(engine, plan.id, wave)
+    journal = Journal(engine, plan.id)
+    entries = journal.entries(wave).set_index("vm_key")
+    if vm_ids:
+        wanted = {v.lower() for v in vm_ids}
+        unknown = sorted(wanted - set(vms["vm_key"]))
+        if unknown:
+            raise InputError(f"--vm: {len(unknown)} id(s) are not in plan {plan.id}: "
+                             + ", ".join(unknown[:10]) + "; give the VMs' ARM ids as in "
+                             "plan.csv")
+        vms = vms[vms["vm_key"].isin(wanted)]
+    status = vms["vm_key"].map(entries["status"])
+    chosen = vms[status.isin(["done", "rollback_failed"]).to_numpy()]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = pd.DataFrame({"vm_name": chosen["vm_name"], "vm_id": chosen["vm_id"],
+                         "vault": chosen["vault"], "from_policy": chosen["target_policy"],
+                         "back_to_policy": chosen["rollback_policy"].where(
+                             chosen["irreversible"].astype(bool), chosen["source_policy"])})
+    if not execute:
+        path = write_csv(rows, out_dir / "rollback-dry-run.csv")
+        return WaveOutcome(plan.id, wave, False, {"would_roll_back": len(chosen)}, "dry_run",
+                           None, {"rollback-dry-run.csv": path}, rows)
+    access = AzureAccess(settings)
+    cfg = move_config(settings)
+
+    @flow(name="rollback", log_prints=False)
+    def rollback_flow() -> None:
+        mover = Mover(access, journal, cfg, log=get_run_logger().info)
+        gate = Gate(wave_limit=len(chosen) + 1, cumulative_limit=len(chosen) + 1)
+        throttle = VaultThrottle(settings.throttles.max_parallel, settings.throttles.per_vault)
+        progress.stage("vms", "rollback", len(chosen))
+
+        def one(vm):
+            outcome = mover.roll_back(vm, requested=True)
+            progress.advance("vms", f"{vm.vm_name}: {outcome.status}")
+            return outcome
+
+        run_vms(_vm_plans(chosen), one, gate, throttle, settings.throttles.max_parallel)
+
+    rollback_flow()
+    after = journal.entries(wave)
+    after = after[after["vm_key"].isin(set(chosen["vm_key"]))]
+    counts = {k: int(v) for k, v in after["status"].value_counts().items()}
+    path = write_csv(after.drop(columns=["job_ids"]).astype(str), out_dir / "rollback.csv")
+    ok = counts.get("rolled_back", 0) == len(chosen)
+    return WaveOutcome(plan.id, wave, True, counts, "done" if ok else "partial", None,
+                       {"rollback.csv": path})

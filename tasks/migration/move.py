@@ -1,0 +1,461 @@
+"""One VM's backup move, as one transaction: look, journal the intent, re-point, follow, verify,
+and on any failure put the VM back on the policy it came from, journaled at every step.
+
+The invariant (issue 5): at every moment the VM is protected by its original policy or by its
+target policy, and the journal says which. Hence the order of things:
+
+1. *Look* (``live_checks``): the VM, its protected item and the vault's running jobs, through
+   ARM, now. Anything off is a skip with the reason; nothing is written to Azure.
+2. *Intent*: the journal row goes ``in_progress``/``intent`` (committed) before the PUT.
+3. *PUT* the item with the target policy. If Azure refuses it (Resource Guard, a lock, a bad
+   policy), nothing changed: the VM is finished ``rolled_back`` with Azure's error.
+4. *Follow* the item operation and its ``ConfigureBackup`` job; *verify* the item now names the
+   target policy (and, with ``--verify backup``, that an on-demand backup succeeds).
+5. Any failure or timeout after the PUT: *roll back*. The item is read first: when Azure kept
+   the original policy (a failed ConfigureBackup changes nothing) nothing is written; otherwise
+   the original policy is PUT back and verified. A VM that came from a Standard (V1) policy
+   cannot return to Standard, so its rollback target is an Enhanced app-consistent clone with
+   the same schedule and retention, created on demand.
+
+``reconcile`` finishes a VM a crashed runner left ``in_progress`` by reading Azure, never by
+trusting what the journal hoped. Throttling (429 after the SDK's retries) is never a VM
+failure: the VM is left for a later run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..azure import backup, compute
+from ..errors import AzureError
+from . import live_checks
+from .policies import app_clone_body, ensure_policy
+
+DONE_JOB_STATES = ("Completed", "CompletedWithWarnings")
+# Journal codes a later run may retry: nothing is wrong with the VM itself.
+RETRYABLE_CODES = ("THROTTLED", "INTERRUPTED", "JOB_RUNNING", "UNREADABLE")
+
+
+@dataclass(frozen=True)
+class MoveConfig:
+    """How a VM is moved and verified (from settings and the migrate flags)."""
+
+    poll_interval: float = 5.0
+    timeout: float = 1800.0
+    irreversible_timeout: float = 14400.0  # the move to Enhanced can take hours (docs)
+    verify: str = "job"  # "job": the ConfigureBackup job; "backup": also an on-demand backup
+    opt_out: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class VmPlan:
+    """One VM of a wave, with its policies as full ARM ids."""
+
+    vm_key: str
+    vm_id: str
+    vm_name: str
+    subscription_id: str
+    vault_id: str
+    item_id: str
+    source_policy_id: str
+    target_policy_id: str
+    rollback_policy_id: str  # the source for reversible VMs; an Enhanced clone for V1 ones
+    irreversible: bool = False
+
+    @classmethod
+    def from_row(cls, row: Any) -> VmPlan:
+        """From a ``load_plan_vms`` row (policy names become ids in the VM's vault)."""
+        base = f"{row.vault_id}/backupPolicies/"
+        return cls(vm_key=row.vm_key, vm_id=row.vm_id, vm_name=row.vm_name,
+                   subscription_id=row.subscription_id, vault_id=row.vault_id,
+                   item_id=row.item_id, source_policy_id=row.source_policy_id,
+                   target_policy_id=base + row.target_policy,
+                   rollback_policy_id=(row.source_policy_id if not bool(row.irreversible)
+                                       else base + row.rollback_policy),
+                   irreversible=bool(row.irreversible))
+
+
+@dataclass
+class VmOutcome:
+    """What happened to one VM in this run (the journal has the full story)."""
+
+    vm_key: str
+    vm_name: str
+    status: str  # done, rolled_back, skipped, rollback_failed
+    started_at: datetime
+    finished_at: datetime
+    job_ids: list[str] = field(default_factory=list)
+    error_code: str | None = None
+    error_message: str | None = None
+    rollback_outcome: str | None = None
+    throttled: bool = False
+
+    @property
+    def failed(self) -> bool:
+        """Counts against the failure thresholds: a real failure, never throttling or a skip."""
+        return self.status in ("rolled_back", "rollback_failed") and not self.throttled \
+            and self.error_code not in RETRYABLE_CODES
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return (a or "").lower() == (b or "").lower()
+
+
+def _name(policy_id: str) -> str:
+    return policy_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+class _Failure(Exception):
+    """A step after the PUT failed: roll back with this code and message."""
+
+    def __init__(self, code: str, message: str, job_ids: list[str] | None = None):
+        super().__init__(message)
+        self.code, self.message, self.job_ids = code, message, job_ids or []
+
+
+class Mover:
+    """Moves, rolls back and reconciles VMs of one plan; thread-safe per VM (one VM is only
+    ever handled by one thread)."""
+
+    def __init__(self, access: Any, journal: Any, config: MoveConfig,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.access, self.journal, self.cfg = access, journal, config
+        self.log = log or (lambda _line: None)
+
+    # -- the forward move ------------------------------------------------------------------
+
+    def move(self, vm: VmPlan) -> VmOutcome:
+        started = _now()
+        client = self.access.backup(vm.subscription_id)
+        vault = backup.vault_ref(vm.vault_id)
+        ref = backup.item_ref(vm.item_id)
+        try:
+            current = compute.get_vm(self.access.compute(vm.subscription_id), vm.vm_id)
+            item = self._item_or_none(client, ref)
+            jobs = backup.list_jobs(client, vault, "status eq 'InProgress'")
+        except AzureError as err:
+            code = "THROTTLED" if err.status == 429 else "UNREADABLE"
+            self.journal.skip(vm.vm_key, f"could not read it before moving: {err}", code=code)
+            return self._outcome(vm, "skipped", started, code=code, message=str(err),
+                                 throttled=err.status == 429)
+        reason = live_checks.skip_reason(
+            current, item, jobs, vm_name=vm.vm_name, item_id=vm.item_id,
+            source_policy_id=vm.source_policy_id, target_policy_id=vm.target_policy_id,
+            opt_out=self.cfg.opt_out)
+        if reason:
+            self.journal.skip(vm.vm_key, reason[1], code=reason[0])
+            return self._outcome(vm, "skipped", started, code=reason[0], message=reason[1])
+
+        self.journal.begin(vm.vm_key, original_policy_id=vm.source_policy_id,
+                           target_policy_id=vm.target_policy_id)
+        if _same(item["properties"].get("policyId"), vm.target_policy_id):
+            # Moved already (by hand, or by a run whose journal was lost): verify and keep.
+            self.journal.step(vm.vm_key, "verified",
+                              detail={"note": "the item was already on the target policy"})
+            self.journal.finish(vm.vm_key, "done")
+            return self._outcome(vm, "done", started)
+        try:
+            operation = backup.set_item_policy(client, ref, vm.vm_id, vm.target_policy_id)
+        except AzureError as err:
+            return self._refused(vm, client, ref, err, started)
+        self.journal.step(vm.vm_key, "put_sent", operation_id=operation.operation_id)
+        try:
+            job_ids = self._follow(vm, client, vault, ref, operation)
+        except _Failure as failure:
+            return self.roll_back(vm, started=started, code=failure.code,
+                                  message=failure.message, job_ids=failure.job_ids)
+        self.journal.finish(vm.vm_key, "done")
+        return self._outcome(vm, "done", started, job_ids=job_ids)
+
+    def _follow(self, vm: VmPlan, client: Any, vault: Any, ref: Any, operation: Any) -> list[str]:
+        """Wait for the change, verify it; raise ``_Failure`` for anything short of success."""
+        timeout = self.cfg.irreversible_timeout if vm.irreversible else self.cfg.timeout
+        status = self._wait_started(client, ref, operation, timeout)
+        job_id = ((status.get("properties") or {}).get("jobId")) or None
+        job_ids = [job_id] if job_id else []
+        if status.get("status") != "Succeeded":
+            error = status.get("error") or {}
+            self.journal.step(vm.vm_key, "operation_done", job_id=job_id,
+                              error_code=error.get("code"), error_message=error.get("message"))
+            raise _Failure(error.get("code") or "OPERATION_FAILED",
+                           error.get("message") or f"the change ended {status.get('status')}",
+                           job_ids)
+        self.journal.step(vm.vm_key, "operation_done", job_id=job_id)
+        item = self._item_or_none(client, ref)
+        if item is None or not _same(item["properties"].get("policyId"), vm.target_policy_id):
+            raise _Failure("NOT_ON_TARGET", "the change succeeded but the item does not name "
+                           "the target policy", job_ids)
+        if job_id:
+            job = self._wait_job(client, vault, job_id, timeout)
+            if job["properties"].get("status") not in DONE_JOB_STATES:
+                raise _Failure(*_job_error(job), job_ids)
+        self.journal.step(vm.vm_key, "verified")
+        if self.cfg.verify == "backup":
+            job_ids.append(self._verify_backup(vm, client, vault, ref, timeout))
+        return job_ids
+
+    def _verify_backup(self, vm: VmPlan, client: Any, vault: Any, ref: Any,
+                       timeout: float) -> str:
+        """An on-demand backup under the new policy, waited for: the strongest proof."""
+        since = _now() - timedelta(seconds=5)
+        expiry = (_now() + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            backup.trigger_backup(client, ref, expiry)
+            job = self._find_backup_job(client, vault, vm, since, timeout)
+            job = self._wait_job(client, vault, job["name"], timeout)
+        except AzureError as err:
+            raise _Failure(err.code or "BACKUP_NOT_STARTED", str(err)) from err
+        if job["properties"].get("status") not in DONE_JOB_STATES:
+            raise _Failure(*_job_error(job), [job["name"]])
+        self.journal.step(vm.vm_key, "backup_verified", job_id=job["name"])
+        return job["name"]
+
+    def _find_backup_job(self, client: Any, vault: Any, vm: VmPlan, since: datetime,
+                         timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            for job in backup.list_jobs(client, vault, "operation eq 'Backup'"):
+                props = job.get("properties") or {}
+                start = _parse_time(props.get("startTime"))
+                if str(props.get("entityFriendlyName", "")).lower() == vm.vm_name.lower() \
+                        and start is not None and start >= since:
+                    return job
+            if time.monotonic() >= deadline:
+                raise AzureError(f"no Backup job appeared for {vm.vm_name} within "
+                                 f"{timeout:.0f} s")
+            time.sleep(self.cfg.poll_interval)
+
+    def _refused(self, vm: VmPlan, client: Any, ref: Any, err: AzureError,
+                 started: datetime) -> VmOutcome:
+        """Azure refused the PUT. Check that nothing changed, then close the VM honestly."""
+        throttled = err.status == 429
+        code = "THROTTLED" if throttled else (err.code or "REFUSED")
+        try:
+            item = self._item_or_none(client, ref)
+        except AzureError:
+            item = None
+        if item is not None and _same(item["properties"].get("policyId"),
+                                      vm.source_policy_id):
+            self.journal.finish(vm.vm_key, "rolled_back", error_code=code,
+                                error_message=str(err),
+                                rollback_outcome="nothing to undo: Azure refused the change "
+                                                 "and kept the original policy")
+            return self._outcome(vm, "rolled_back", started, code=code, message=str(err),
+                                 rollback="nothing to undo", throttled=throttled)
+        return self.roll_back(vm, started=started, code=code, message=str(err))
+
+    # -- rollback ---------------------------------------------------------------------------
+
+    def roll_back(self, vm: VmPlan, *, started: datetime | None = None, code: str | None = None,
+                  message: str | None = None, job_ids: list[str] | None = None,
+                  requested: bool = False) -> VmOutcome:
+        """Put the VM back on its original (or rollback) policy and verify. ``requested``: a
+        user's ``ccmigrate rollback`` of a VM that is done (a fresh journal attempt)."""
+        started = started or _now()
+        job_ids = list(job_ids or [])
+        if requested:
+            self.journal.begin_rollback(vm.vm_key, reason="requested by ccmigrate rollback")
+        else:
+            self.journal.step(vm.vm_key, "rollback_intent", error_code=code,
+                              error_message=message)
+        client = self.access.backup(vm.subscription_id)
+        vault = backup.vault_ref(vm.vault_id)
+        ref = backup.item_ref(vm.item_id)
+        back_to = vm.rollback_policy_id
+        try:
+            item = self._item_or_none(client, ref)
+            if item is None:
+                raise AzureError("the protected item can no longer be read")
+            now_on = item["properties"].get("policyId")
+            if _same(now_on, vm.source_policy_id) or _same(now_on, back_to):
+                outcome = f"not needed: Azure kept {_name(now_on)}"
+            else:
+                if vm.irreversible:
+                    self._ensure_rollback_policy(vm, client, vault, back_to)
+                operation = backup.set_item_policy(client, ref, vm.vm_id, back_to)
+                self.journal.step(vm.vm_key, "rollback_put_sent",
+                                  operation_id=operation.operation_id)
+                status = self._wait_started(client, ref, operation, self.cfg.timeout)
+                job_id = (status.get("properties") or {}).get("jobId")
+                if job_id:
+                    job_ids.append(job_id)
+                self.journal.step(vm.vm_key, "rollback_operation_done", job_id=job_id)
+                if status.get("status") != "Succeeded":
+                    error = status.get("error") or {}
+                    raise AzureError(f"the rollback ended {status.get('status')}: "
+                                     f"{error.get('code', '')} {error.get('message', '')}",
+                                     code=error.get("code"))
+                item = self._item_or_none(client, ref)
+                if item is None or not _same(item["properties"].get("policyId"), back_to):
+                    raise AzureError("the rollback finished but the item does not name "
+                                     f"{_name(back_to)}")
+                outcome = f"restored to {_name(back_to)}"
+            self.journal.step(vm.vm_key, "rollback_verified")
+        except AzureError as err:
+            now_on = self._policy_now(client, ref)
+            outcome = (f"rollback failed: {err}; the VM is protected by {now_on}"
+                       if now_on else f"rollback failed: {err}")
+            self.journal.finish(vm.vm_key, "rollback_failed", error_code=code or err.code,
+                                error_message=message or str(err), rollback_outcome=outcome)
+            self.log(f"{vm.vm_name}: ROLLBACK FAILED ({outcome})")
+            return self._outcome(vm, "rollback_failed", started, job_ids=job_ids,
+                                 code=code or err.code, message=message or str(err),
+                                 rollback=outcome)
+        self.journal.finish(vm.vm_key, "rolled_back", error_code=code, error_message=message,
+                            rollback_outcome=outcome)
+        return self._outcome(vm, "rolled_back", started, job_ids=job_ids, code=code,
+                             message=message, rollback=outcome)
+
+    def _ensure_rollback_policy(self, vm: VmPlan, client: Any, vault: Any,
+                                back_to: str) -> None:
+        """The Enhanced app-consistent clone of a Standard source, created when first needed."""
+        source = backup.get_policy(client, vault, _name(vm.source_policy_id))
+        result = ensure_policy(self.access, vm.vault_id, _name(back_to), app_clone_body(source))
+        self.journal.step(vm.vm_key, "rollback_intent",
+                          detail={"rollback_policy": _name(back_to),
+                                  "rollback_policy_outcome": result.outcome})
+
+    # -- after a crash ----------------------------------------------------------------------
+
+    def reconcile(self, vm: VmPlan, entry: Any) -> VmOutcome:
+        """Finish a VM a stopped runner left ``in_progress``, from what Azure shows now."""
+        started = entry.started_at or _now()
+        client = self.access.backup(vm.subscription_id)
+        vault = backup.vault_ref(vm.vault_id)
+        ref = backup.item_ref(vm.item_id)
+        status: dict = {}
+        if entry.operation_id:  # let a change Azure is still applying finish first
+            try:
+                status = self._wait_operation(client, ref, entry.operation_id,
+                                              self.cfg.timeout)
+            except (_Failure, AzureError) as failure:
+                return self.roll_back(vm, started=started, code="INTERRUPTED",
+                                      message=f"after the runner stopped: {failure}",
+                                      job_ids=list(entry.job_ids))
+        now_on = self._policy_now(client, ref)
+        if entry.step.startswith("rollback"):
+            return self.roll_back(vm, started=started, code=entry.error_code or "INTERRUPTED",
+                                  message=entry.error_message or "the runner stopped during "
+                                  "the rollback", job_ids=list(entry.job_ids))
+        if _same(now_on, vm.target_policy_id):
+            try:
+                job_ids = list(entry.job_ids)
+                job_id = (status.get("properties") or {}).get("jobId")
+                if job_id and job_id not in job_ids:
+                    self.journal.step(vm.vm_key, "operation_done", job_id=job_id)
+                    job_ids.append(job_id)
+                for jid in job_ids[-1:]:
+                    job = self._wait_job(client, vault, jid, self.cfg.timeout)
+                    if job["properties"].get("status") not in DONE_JOB_STATES:
+                        raise _Failure(*_job_error(job), job_ids)
+                self.journal.step(vm.vm_key, "verified", detail={"reconciled": True})
+            except (_Failure, AzureError) as failure:
+                code = getattr(failure, "code", None) or "VERIFY_FAILED"
+                return self.roll_back(vm, started=started, code=code, message=str(failure),
+                                      job_ids=list(entry.job_ids))
+            self.journal.finish(vm.vm_key, "done")
+            return self._outcome(vm, "done", started, job_ids=list(entry.job_ids))
+        if entry.step == "intent" and _same(now_on, vm.source_policy_id):
+            self.journal.finish(vm.vm_key, "rolled_back", error_code="INTERRUPTED",
+                                error_message="the runner stopped before the change reached "
+                                "Azure", rollback_outcome="nothing to undo: Azure kept the "
+                                "original policy")
+            return self._outcome(vm, "rolled_back", started, code="INTERRUPTED",
+                                 rollback="nothing to undo")
+        return self.roll_back(vm, started=started, code="INTERRUPTED",
+                              message="the runner stopped before the change was verified",
+                              job_ids=list(entry.job_ids))
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _item_or_none(self, client: Any, ref: Any) -> dict | None:
+        try:
+            return backup.get_item(client, ref)
+        except AzureError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def _policy_now(self, client: Any, ref: Any) -> str | None:
+        try:
+            item = self._item_or_none(client, ref)
+        except AzureError:
+            return None
+        return (item or {}).get("properties", {}).get("policyId")
+
+    def _wait_started(self, client: Any, ref: Any, operation: Any, timeout: float) -> dict:
+        """Final status of an operation we started: the SDK poller (already polling in the
+        background, honouring Retry-After) waits, then one read gives the job id and error."""
+        try:
+            operation.wait(timeout)
+        except AzureError as err:
+            if not operation.operation_id:
+                return {"status": "Failed", "error": {"code": err.code, "message": str(err)}}
+        if not operation.operation_id:
+            return {"status": "Succeeded"}
+        status = backup.item_operation_status(client, ref, operation.operation_id)
+        if status.get("status") in ("InProgress", None):
+            raise _Failure("TIMEOUT", f"the change did not finish within {timeout:.0f} s "
+                           f"(operation {operation.operation_id})")
+        return status
+
+    def _wait_operation(self, client: Any, ref: Any, op_id: str, timeout: float) -> dict:
+        """The final status of an operation found in the journal (after a crash: no poller)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = backup.item_operation_status(client, ref, op_id)
+            if status.get("status") not in ("InProgress", None):
+                return status
+            if time.monotonic() >= deadline:
+                raise _Failure("TIMEOUT", f"the change did not finish within {timeout:.0f} s "
+                               f"(operation {op_id})")
+            time.sleep(self.cfg.poll_interval)
+
+    def _wait_job(self, client: Any, vault: Any, job_id: str, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = backup.get_job(client, vault, job_id)
+            if job["properties"].get("status") not in ("InProgress", "Cancelling", None):
+                return job
+            if time.monotonic() >= deadline:
+                raise _Failure("TIMEOUT", f"job {job_id} did not finish within {timeout:.0f} s",
+                               [job_id])
+            time.sleep(self.cfg.poll_interval)
+
+    def _outcome(self, vm: VmPlan, status: str, started: datetime, *,
+                 job_ids: list[str] | None = None, code: str | None = None,
+                 message: str | None = None, rollback: str | None = None,
+                 throttled: bool = False) -> VmOutcome:
+        outcome = VmOutcome(vm.vm_key, vm.vm_name, status, started, _now(), list(job_ids or []),
+                            code, message, rollback, throttled)
+        detail = f" ({code}: {message})" if code or message else ""
+        self.log(f"{vm.vm_name}: {status}{detail}"
+                 + (f"; rollback: {rollback}" if rollback else ""))
+        return outcome
+
+
+def _job_error(job: dict) -> tuple[str, str]:
+    props = job.get("properties") or {}
+    errors = props.get("errorDetails") or [{}]
+    first = errors[0] or {}
+    return (first.get("errorCode") or f"JOB_{str(props.get('status', '')).upper()}",
+            first.get("errorString") or f"{props.get('operation', 'the')} job "
+            f"{job.get('name', '')} ended {props.get('status')}")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,151 @@
+"""Running the VMs of a wave under throttles and failure thresholds (plain Python; the Prefect
+flow in ``flows/migrate.py`` batches it into tasks by vault chunk).
+
+- At most ``max_parallel`` VMs in flight in the whole wave and ``per_vault`` in one vault (one
+  vault's operations queue behind each other in Azure; spreading keeps every vault busy).
+- HTTP 429s and ``Retry-After`` are the Azure room's retry policy's business; a VM that still
+  meets throttling is left for a later run, never counted as a failure.
+- Failure thresholds, per wave and cumulative across the plan's waves: once crossed, no new VM
+  starts; those in flight finish (and roll back if they fail); the wave ends ``halted``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import zip_longest
+
+from ..errors import InputError
+from .move import VmOutcome, VmPlan
+
+
+def parse_threshold(value: str | int, *, option: str) -> tuple[int | None, float | None]:
+    """``"3"`` -> (3, None); ``"10%"`` -> (None, 0.10). Bad values are bad input."""
+    text = str(value).strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1]) / 100
+            if not 0 <= share <= 1:
+                raise ValueError
+            return None, share
+        count = int(text)
+        if count < 0:
+            raise ValueError
+        return count, None
+    except ValueError:
+        raise InputError(f"{option} {value!r}: give a number of VMs (e.g. 3) or a percentage "
+                         "(e.g. 10%)") from None
+
+
+def allowed_failures(value: str | int, of: int, *, option: str) -> int:
+    """How many failures a threshold allows among ``of`` VMs: a share rounds down, but a
+    non-zero share always allows at least one (so a 10% threshold on a canary of one VM does
+    not halt on nothing)."""
+    count, share = parse_threshold(value, option=option)
+    if count is not None:
+        return count
+    assert share is not None
+    return max(1, math.floor(share * of)) if share > 0 else 0
+
+
+@dataclass
+class Gate:
+    """Failure accounting shared by every thread of a wave."""
+
+    wave_limit: int
+    cumulative_limit: int
+    earlier_failures: int = 0  # failures in the plan's other waves
+    earlier_started: int = 0
+    failures: int = 0
+    started: int = 0
+    halted_reason: str | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def may_start(self) -> bool:
+        with self.lock:
+            if self.stop.is_set():
+                return False
+            self.started += 1
+            return True
+
+    def record(self, outcome: VmOutcome) -> None:
+        with self.lock:
+            if outcome.status == "skipped":
+                self.started -= 1  # nothing was tried; does not dilute the failure rate
+                return
+            if not outcome.failed:
+                return
+            self.failures += 1
+            if self.failures > self.wave_limit:
+                self._halt(f"{self.failures} VM(s) failed in this wave, more than the "
+                           f"{self.wave_limit} allowed (--max-failures)")
+            total = self.earlier_failures + self.failures
+            if total > self.cumulative_limit:
+                self._halt(f"{total} VM(s) failed across the plan's waves, more than the "
+                           f"{self.cumulative_limit} allowed (--cumulative-max-failures)")
+
+    def halt(self, reason: str) -> None:
+        with self.lock:
+            self._halt(reason)
+
+    def _halt(self, reason: str) -> None:
+        if self.halted_reason is None:
+            self.halted_reason = reason
+        self.stop.set()
+
+
+class VaultThrottle:
+    """``per_vault`` VMs at a time in one vault, ``max_parallel`` in the whole wave."""
+
+    def __init__(self, max_parallel: int, per_vault: int) -> None:
+        self.total = threading.BoundedSemaphore(max_parallel)
+        self.per_vault = per_vault
+        self._vaults: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+
+    def vault(self, vault_id: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            key = vault_id.lower()
+            if key not in self._vaults:
+                self._vaults[key] = threading.BoundedSemaphore(self.per_vault)
+            return self._vaults[key]
+
+
+def run_vms(vms: Iterable[VmPlan], handle: Callable[[VmPlan], VmOutcome], gate: Gate,
+            throttle: VaultThrottle, workers: int) -> list[VmOutcome]:
+    """Run ``handle`` over ``vms`` (one chunk of vaults) under the throttle and the gate."""
+    outcomes: list[VmOutcome] = []
+    done = threading.Lock()
+
+    def one(vm: VmPlan) -> None:
+        with throttle.vault(vm.vault_id), throttle.total:
+            if not gate.may_start():
+                return
+            outcome = handle(vm)
+        gate.record(outcome)
+        with done:
+            outcomes.append(outcome)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vm") as pool:
+        for future in [pool.submit(one, vm) for vm in vms]:
+            future.result()
+    return outcomes
+
+
+def vault_chunks(vms: list[VmPlan], vaults_per_chunk: int) -> list[list[VmPlan]]:
+    """The wave's VMs grouped by vault, ``vaults_per_chunk`` vaults a chunk (one Prefect task
+    each). Within a chunk the vaults take turns (plan order within each vault), so worker
+    threads never queue behind one busy vault while another vault's VMs wait."""
+    by_vault: dict[str, list[VmPlan]] = {}
+    for vm in vms:
+        by_vault.setdefault(vm.vault_id.lower(), []).append(vm)
+    groups = list(by_vault.values())
+    chunks = []
+    for i in range(0, len(groups), vaults_per_chunk):
+        part = groups[i:i + vaults_per_chunk]
+        chunks.append([vm for turn in zip_longest(*part) for vm in turn if vm is not None])
+    return chunks

@@ -1,0 +1,155 @@
+"""A wave end to end over HTTPS against the emulator: assess, a plan saved in the state store,
+dry run (nothing changes in Azure), execute with one VM whose ConfigureBackup job fails (it is
+rolled back, the others move and are verified), re-run (done VMs are skipped), thresholds that
+halt a wave, a second runner refused, and ``rollback`` putting a done VM back."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import requests
+
+from emulator.config import EmulatorConfig, Faults
+from emulator.server import Emulator
+from flows.assess import run_assessment
+from flows.migrate import run_rollback, run_wave
+from flows.options import with_emulator_principal
+from tasks.errors import InputError
+from tasks.settings import load_settings
+from tasks.state.db import open_store
+from tasks.state.journal import Journal
+from tasks.state.leases import WaveBusyError, acquire_wave_lease
+from tasks.state.plans import PlanRecord, get_wave, save_plan
+from tests.fleets import small_fleet
+
+FAILING_VM = "vm-2222-1"
+
+
+def _items(state: dict) -> dict[str, str]:
+    return {r["properties"]["friendlyName"]: r["properties"].get("policyId", "")
+            for r in state["resources"] if r["type"].lower().endswith("/protecteditems")}
+
+
+def _plan(engine, scored: pd.DataFrame, assessment_id: str, waves: list[int]) -> str:
+    ready = scored[scored["readiness"] == "ready"].sort_values("vm_name").reset_index(drop=True)
+    assert len(ready) >= len(waves)
+    frame = pd.DataFrame({
+        "wave": waves + [waves[-1]] * (len(ready) - len(waves)),
+        "vm_id": ready["vm_id"], "vm_name": ready["vm_name"],
+        "subscription_id": ready["subscription_id"], "vault_id": ready["vault_id"],
+        "vault": ready["vault"], "item_id": ready["item_id"],
+        "source_policy_id": ready["policy_id"], "source_policy": ready["policy_name"],
+        "target_policy": ready["target_policy"], "irreversible": False,
+        "rollback_policy": ready["policy_name"], "readiness": ready["readiness"],
+        "warnings": ready["warnings"]})
+    policies = frame[["vault_id", "vault", "target_policy", "source_policy_id",
+                      "source_policy"]].drop_duplicates().rename(
+        columns={"target_policy": "policy_name"}).assign(kind="crash_clone", first_wave=1)
+    record = PlanRecord.new(assessment_id)
+    save_plan(engine, record, frame, policies)
+    return record.id
+
+
+@pytest.fixture
+def world(prefect_api, tmp_path):
+    fleet = small_fleet(vms_per_sub=4)
+    # The shipped crash-consistent policies would be reused; drop them so the wave creates them.
+    fleet["resources"] = [r for r in fleet["resources"] if r["name"] != "enhanced-daily-crash"]
+    config = EmulatorConfig(operation_seconds=0.2)
+    with Emulator(fleet, config=config, faults=Faults(fail_jobs_for=[FAILING_VM])) as emu:
+        settings = with_emulator_principal(load_settings(environ={}, flags={
+            "state_store": f"sqlite:///{tmp_path}/state.db",
+            "throttles.polling_interval": 0.05}), emu.connection_info())
+        outcome = run_assessment(settings, tmp_path / "assess")
+        engine = open_store(settings.state_store_url(), synchronous="FULL")
+        plan_id = _plan(engine, outcome.scored, outcome.assessment_id, [1, 2])
+        yield emu, settings, engine, plan_id, tmp_path
+
+
+def test_dry_run_changes_nothing_in_azure(world):
+    emu, settings, engine, plan_id, tmp = world
+    before = emu.state()
+    outcome = run_wave(settings, plan_id, 2, execute=False, out_dir=tmp / "out")
+    assert emu.state() == before
+    vms = outcome.actions[outcome.actions["what"] == "vm"]
+    assert len(vms) == 7 and outcome.status == "dry_run"
+    policies = outcome.actions[outcome.actions["what"] == "policy"]
+    assert set(policies["target_policy"]) == {"enhanced-daily-crash"}
+    assert all(a.startswith("create") for a in policies["action"])
+    assert (tmp / "out" / "wave-2-dry-run.csv").is_file()
+    assert Journal(engine, plan_id).counts(2)["pending"] == 7
+
+
+def test_execute_moves_verifies_and_rolls_back_the_failing_vm(world):
+    emu, settings, engine, plan_id, tmp = world
+    outcome = run_wave(settings, plan_id, 2, execute=True, out_dir=tmp / "out",
+                       max_failures="3")
+    assert outcome.counts == {"done": 6, "rolled_back": 1}
+    assert outcome.status == "partial" and outcome.halted_reason is None
+    items = _items(emu.state())
+    entries = Journal(engine, plan_id).entries(2).set_index("vm_name")
+    for name, row in entries.iterrows():
+        # The invariant: protected by the original or the target policy, and the journal says
+        # which.
+        on = items[name].lower()
+        if row["status"] == "done":
+            assert on == row["target_policy_id"].lower()
+            assert on.endswith("/enhanced-daily-crash") and row["job_ids"]
+        else:
+            assert name == FAILING_VM and on == row["original_policy_id"].lower()
+            assert row["error_code"] and "Azure kept" in row["rollback_outcome"]
+    assert get_wave(engine, plan_id, 2).status == "partial"
+    report = pd.read_csv(tmp / "out" / "wave-2.csv")
+    assert len(report) == 7 and set(report["status"]) == {"done", "rolled_back"}
+    assert (tmp / "out" / "wave-2.xlsx").is_file()
+
+    # A re-run skips the done VMs and does not retry the failed one: nothing is written.
+    writes = emu.stats()["write"]
+    assert writes >= 7 + 1  # a PUT per VM and the policy created
+    again = run_wave(settings, plan_id, 2, execute=True, out_dir=tmp / "out")
+    assert again.counts == {"done": 6, "rolled_back": 1}
+    assert _items(emu.state()) == items
+    assert emu.stats()["write"] == writes
+
+
+def test_failure_threshold_halts_the_wave(world):
+    emu, settings, engine, plan_id, tmp = world
+    requests.post(f"{emu.endpoint}/_emulator/faults", verify=str(emu.ca_bundle),
+                  json={"fail_jobs_for": [f"vm-{s}-{i}" for s in ("1111", "2222")
+                                          for i in range(4)]}, timeout=10)
+    settings = settings.model_copy(update={"throttles": settings.throttles.model_copy(
+        update={"max_parallel": 1, "per_vault": 1})})
+    outcome = run_wave(settings, plan_id, 2, execute=True, out_dir=tmp / "out",
+                       max_failures="1")
+    assert outcome.status == "halted" and "more than the 1 allowed" in outcome.halted_reason
+    assert outcome.counts.get("rolled_back", 0) == 2  # the second failure crossed the line
+    assert outcome.counts.get("pending", 0) == 5  # no new VM started after that
+    assert get_wave(engine, plan_id, 2).halted_reason == outcome.halted_reason
+
+
+def test_a_second_runner_of_the_same_wave_is_refused(world):
+    _emu, settings, engine, plan_id, tmp = world
+    lease = acquire_wave_lease(engine, plan_id, 1, ttl_s=60)
+    try:
+        with pytest.raises(WaveBusyError) as err:
+            run_wave(settings, plan_id, 1, execute=True, out_dir=tmp / "out")
+        assert "wave" in str(err.value) and isinstance(err.value, InputError)
+    finally:
+        lease.release()
+    assert Journal(engine, plan_id).counts(1)["pending"] == 1
+
+
+def test_rollback_puts_a_done_vm_back_on_its_original_policy(world):
+    emu, settings, engine, plan_id, tmp = world
+    run_wave(settings, plan_id, 1, execute=True, out_dir=tmp / "out")
+    entry = Journal(engine, plan_id).entries(1).iloc[0]
+    assert entry["status"] == "done"
+    before = emu.state()
+    dry = run_rollback(settings, plan_id, wave=1, vm_ids=[], execute=False, out_dir=tmp / "rb")
+    assert dry.counts == {"would_roll_back": 1} and emu.state() == before
+    done = run_rollback(settings, plan_id, wave=1, vm_ids=[], execute=True, out_dir=tmp / "rb")
+    assert done.status == "done"
+    after = Journal(engine, plan_id).entries(1).iloc[0]
+    assert after["status"] == "rolled_back"
+    assert after["rollback_outcome"].startswith("restored to enhanced-daily")
+    assert _items(emu.state())[entry["vm_name"]].lower() == entry["original_policy_id"].lower()
