@@ -10,7 +10,7 @@ import typer
 
 from tasks.errors import CcmigrateError
 
-from . import cli_assess, cli_emulator, cli_report, demo, discover
+from . import cli_assess, cli_emulator, cli_migrate, cli_report, demo, discover
 from .options import DEFAULT_DEMO_VMS
 
 app = typer.Typer(
@@ -26,6 +26,8 @@ app.command("demo")(demo.demo_command)
 app.command("assess")(cli_assess.assess_command)
 app.command("discover")(discover.discover_command)
 app.add_typer(cli_report.app, name="report")
+app.command("migrate")(cli_migrate.migrate_command)
+app.command("rollback")(cli_migrate.rollback_command)
 
 
 def _terminate(signum: int, _frame: object) -> None:
