@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
@@ -138,12 +139,22 @@ def save_assessment(engine: Engine, record: AssessmentRecord, scored: pd.DataFra
         except sa.exc.IntegrityError:
             raise CcmigrateError(f"assessment {record.id} is already in the state store "
                                  f"{masked(engine.url)}; save it under a new id") from None
-        _bulk_insert(conn, assessment_vms, ["assessment_id", *VM_FIELDS], rows)
+        _bulk_insert(conn, assessment_vms, ["assessment_id", *VM_FIELDS, "tags_json"], rows)
+
+
+def _tags_json(scored: pd.DataFrame) -> list[str]:
+    """The ``tags`` column (dicts) as JSON text, ``{}`` for a VM without tags. One ``json.dumps``
+    per tagged VM is the whole cost (the 100k-VM save is benchmarked)."""
+    if "tags" not in scored.columns:
+        return ["{}"] * len(scored)
+    dumps = json.dumps
+    return [dumps(t, ensure_ascii=False, default=str) if isinstance(t, dict) and t else "{}"
+            for t in scored["tags"].tolist()]
 
 
 def _vm_rows(assessment_id: str, scored: pd.DataFrame) -> list[tuple[str, ...]]:
-    """(assessment_id, *VM_FIELDS) tuples sorted by vm_key: B-tree inserts in key order touch
-    few pages (about twice as fast as frame order into the text-keyed indexes)."""
+    """(assessment_id, *VM_FIELDS, tags_json) tuples sorted by vm_key: B-tree inserts in key
+    order touch few pages (about twice as fast as frame order into the text-keyed indexes)."""
     missing = [c for c in REQUIRED_VM_COLUMNS if c not in scored.columns]
     if missing:
         raise ValueError(f"scored frame lacks columns {missing}; score the inventory first")
@@ -163,6 +174,7 @@ def _vm_rows(assessment_id: str, scored: pd.DataFrame) -> list[tuple[str, ...]]:
     if duplicated.any():
         raise ValueError(f"scored frame repeats vm_key {keys[duplicated].iloc[0]!r}; one row "
                          "per VM expected")
+    columns.append(np.array(_tags_json(scored), dtype=object))
     order = keys.argsort(kind="stable").to_numpy()
     ordered = [col[order] if not isinstance(col, list) else col for col in columns]
     return list(zip([assessment_id] * n, *ordered, strict=True))
@@ -315,10 +327,13 @@ def _recent_ids(engine: Engine, n: int = 5) -> str:
     return f"most recent: {shown}" if recent else "none stored yet"
 
 
-def load_vms(engine: Engine, assessment_id: str) -> pd.DataFrame:
+def load_vms(engine: Engine, assessment_id: str, *, tags: bool = False) -> pd.DataFrame:
     """The assessment's scored VMs: columns ``tables.VM_FIELDS`` in that order, string dtype,
-    rows ordered by ``vm_key``."""
-    query = (sa.select(*(assessment_vms.c[name] for name in VM_FIELDS))
+    rows ordered by ``vm_key``. ``tags=True`` adds a ``tags`` column of dicts (``{}`` for rows
+    stored before tags were kept); off by default so diffs and trends don't parse JSON they
+    never read."""
+    names = [*VM_FIELDS, "tags_json"] if tags else list(VM_FIELDS)
+    query = (sa.select(*(assessment_vms.c[name] for name in names))
              .where(assessment_vms.c.assessment_id == assessment_id)
              .order_by(assessment_vms.c.vm_key))
     with engine.connect() as conn:
@@ -328,6 +343,11 @@ def load_vms(engine: Engine, assessment_id: str) -> pd.DataFrame:
             raise InputError(f"no assessment '{assessment_id}' in the state store "
                              f"{masked(engine.url)} ({_recent_ids(engine)})")
         rows = conn.execute(query).all()
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in VM_FIELDS]
-    return pd.DataFrame({name: pd.array(list(values), dtype="string")
-                         for name, values in zip(VM_FIELDS, columns, strict=True)})
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    frame = pd.DataFrame({name: pd.array(list(values), dtype="string")
+                          for name, values in zip(VM_FIELDS, columns, strict=False)})
+    if tags:
+        loads = json.loads
+        frame["tags"] = pd.Series([{} if text == "{}" else loads(text) for text in columns[-1]],
+                                  dtype=object)
+    return frame

@@ -226,9 +226,17 @@ def _m2_plans_waves_journal_leases(conn: Connection) -> None:
     md.create_all(conn, tables=new)
 
 
+def _m3_assessment_vm_tags(conn: Connection) -> None:
+    """Each scored VM's tags (a JSON object), so a plan can filter and order waves by tag
+    without re-reading Azure. Rows stored before keep ``{}``."""
+    add_column(conn, "assessment_vms",
+               sa.Column("tags_json", sa.Text, nullable=False, server_default="{}"))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "assessments and their scored VMs", _m1_assessments),
     Migration(2, "plans, waves, journal, leases", _m2_plans_waves_journal_leases),
+    Migration(3, "tags of assessed VMs", _m3_assessment_vm_tags),
 ]
 
 

@@ -96,13 +96,15 @@ VM_FIELDS: tuple[str, ...] = (
 )
 _KEYED = {"vm_key": ARM_ID, "vm_id": ARM_ID}
 
-# One row per scored VM of an assessment (migration 1).
+# One row per scored VM of an assessment (migration 1; tags_json: migration 3).
 assessment_vms = sa.Table(
     "assessment_vms", metadata,
     sa.Column("assessment_id", sa.String(32),
               sa.ForeignKey("assessments.id", ondelete="CASCADE"), nullable=False),
     *(sa.Column(name, sa.String(_KEYED[name]) if name in _KEYED else sa.Text, nullable=False)
       for name in VM_FIELDS),
+    # The VM's tags as a JSON object (names as Azure returns them); "{}" when it has none.
+    sa.Column("tags_json", sa.Text, nullable=False, server_default="{}"),
     sa.PrimaryKeyConstraint("assessment_id", "vm_key"),
     sa.Index("ix_assessment_vms_vm_key", "vm_key"),
 )

@@ -16,9 +16,9 @@ from tasks.state import (
     AssessmentRecord,
     Migration,
     StateStoreError,
+    load_vms,
     migrate,
     open_store,
-    save_assessment,
 )
 from tasks.state.migrations import add_column, current_version, latest_version
 from tasks.state.tables import metadata, schema_version
@@ -90,7 +90,7 @@ def test_old_store_migrates_step_by_step_and_keeps_its_data(store_url):
     try:
         assert migrate(engine, target=1) == (0, 1)  # a store written by the first release
         record = AssessmentRecord.new({"cloud": "public"}, rule_pack="ga")
-        save_assessment(engine, record, scored_frame(10))
+        _save_in_first_shape(engine, record, scored_frame(10))
         assert migrate(engine, target=1) == (1, 1)
 
         future = [*MIGRATIONS, Migration(LATEST + 1, "test notes", _m_test_notes)]
@@ -103,8 +103,22 @@ def test_old_store_migrates_step_by_step_and_keeps_its_data(store_url):
             assert conn.exec_driver_sql("SELECT count(*) FROM assessment_vms").scalar() == 10
             assert conn.exec_driver_sql("SELECT count(*) FROM test_notes").scalar() == 0
         assert _versions(engine) == list(range(1, LATEST + 2))
+        assert load_vms(engine, record.id, tags=True)["tags"].tolist() == [{}] * 10
     finally:
         engine.dispose()
+
+
+def _save_in_first_shape(engine: sa.Engine, record: AssessmentRecord, frame) -> None:
+    """An assessment as the first release stored it: no tags_json column (migration 3)."""
+    from tasks.state import assessments as repo
+    from tasks.state.tables import VM_FIELDS, assessment_vms, assessments
+
+    names = ["assessment_id", *VM_FIELDS]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(assessments).values(repo._record_row(record)))
+        conn.execute(sa.insert(assessment_vms), [
+            dict(zip(names, row[:len(names)], strict=True))
+            for row in repo._vm_rows(record.id, frame)])
 
 
 def test_failed_step_leaves_the_store_as_it_was(store_url):

@@ -36,6 +36,7 @@ from tasks.state import (
 from tasks.state import plans as repo
 from tasks.state.tables import PLAN_VM_FIELDS, assessments, journal, plan_vms, plans, waves
 from tests.state.frames import plan_frames, scored_frame
+from tests.state.test_migrations import _save_in_first_shape
 
 T0 = datetime(2026, 11, 26, 1, 30, tzinfo=UTC)
 
@@ -302,7 +303,7 @@ def test_v1_store_with_assessments_moves_to_v2_keeping_them(store_url):
         assert migrate(engine, target=1) == (0, 1)  # a store written before plans existed
         old = AssessmentRecord.new({"cloud": "public"}, now=T0, rule_pack="ga")
         frame = scored_frame(25)
-        save_assessment(engine, old, frame)
+        _save_in_first_shape(engine, old, frame)  # the v1 shape: no tags_json (migration 3)
         before = load_vms(engine, old.id)
 
         assert migrate(engine, target=2) == (1, 2)
