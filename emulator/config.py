@@ -58,6 +58,8 @@ class Faults:
     # Subscriptions whose Resource Graph queries (when named in the request) answer 503, for
     # partial-result tests: the scope lists fine, one batch of it cannot be read.
     arg_unavailable_subscriptions: list[str] = field(default_factory=list)
+    # The principal holds only Reader: every ARM write or delete answers 403 AuthorizationFailed.
+    read_only: bool = False
     object_locked: bool = True  # BMSUserErrorObjectLocked while an operation runs on the item
     expire_tokens: bool = False  # treat every token as expired (clock skew, revoked session)
 

@@ -119,7 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
                 req.principal = world.issuer.authorise(
                     req, force_expired=world.faults.expire_tokens
                 )
-                _check_access(world, req)
+                _check_access(world, req, route.kind)
                 world.tick()
                 limit_headers = _throttle(world, route.kind, req)
                 world.count(route.kind)
@@ -193,10 +193,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-def _check_access(world: World, req: Request) -> None:
-    """The ``forbidden_scopes`` fault: a 403 exactly as ARM words it."""
+def _check_access(world: World, req: Request, kind: str) -> None:
+    """The ``forbidden_scopes`` and ``read_only`` faults: a 403 exactly as ARM words it."""
     scope = world.faults.forbidden(req.path)
-    if scope:
+    if scope or (world.faults.read_only and kind in ("write", "delete")):
         action = "read" if req.method == "GET" else "write"
         raise ArmError(
             403,

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from tasks.errors import AzureError, InputError
+from tasks.errors import AzureError, CcmigrateError, InputError
 from tasks.settings import Settings
 
 from .progress import Progress
@@ -203,9 +204,18 @@ def _execute(settings: Settings, engine: Any, access: Any, plan: Any, wave: int,
                         f"{entries.loc[vm.vm_key, 'runner']})")
             counted(lambda v, e=entry: mover.reconcile(v, e))(vm)
 
-        # 2. The target policies this wave needs, before any VM moves.
+        # 2. The target policies this wave needs, before any VM moves. A vault whose policy
+        #    cannot be made (Resource Guard, a same-named policy with other settings, the
+        #    write limit) keeps its VMs where they are, each skipped with the reason.
         to_move = work["move"]
-        _ensure_targets(access, to_move, logger)
+        unavailable = _ensure_targets(access, to_move, logger)
+        if unavailable:
+            blocked = to_move["vault_id"].str.lower().isin(set(unavailable))
+            for vm in _vm_plans(to_move[blocked.to_numpy()]):
+                code, why = unavailable[vm.vault_id.lower()]
+                journal.skip(vm.vm_key, why, code=code)
+                counted(partial(_skipped, code=code, why=why))(vm)
+            to_move = to_move[~blocked.to_numpy()]
 
         # 3. The VMs, a task per chunk of vaults, under the throttle and the gate.
         counts = journal.counts()
@@ -231,9 +241,12 @@ def _execute(settings: Settings, engine: Any, access: Any, plan: Any, wave: int,
             future.result()
         return {"halted_reason": gate.halted_reason}
 
+    error: CcmigrateError | None = None
     try:
         with lease.keep_alive():
             result = wave_flow(plan.id, wave)
+    except CcmigrateError as err:  # e.g. no write access: the wave halts, said plainly
+        error, result = err, {"halted_reason": str(err)}
     finally:
         lease.release()
     entries = journal.entries(wave)
@@ -245,6 +258,8 @@ def _execute(settings: Settings, engine: Any, access: Any, plan: Any, wave: int,
                     counts={k: int(v) for k, v in counts.items()}, halted_reason=halted)
     files = write_wave_report(entries, out_dir, plan_id=plan.id, wave=wave,
                               status=status, halted_reason=halted, started_at=started_at)
+    if error is not None:
+        raise error
     return WaveOutcome(plan.id, wave, True, {k: int(v) for k, v in counts.items()}, status,
                        halted, files)
 
@@ -259,18 +274,47 @@ def _plan_failures(journal: Any) -> int:
     return int(failed.sum())
 
 
-def _ensure_targets(access: Any, to_move: pd.DataFrame, logger: Any) -> None:
-    """Create (or reuse) each crash-consistent policy the wave's VMs move to."""
+def _ensure_targets(access: Any, to_move: pd.DataFrame, logger: Any,
+                    ) -> dict[str, tuple[str, str]]:
+    """Create (or reuse) each crash-consistent policy the wave's VMs move to; return the vaults
+    (lower-case id) where that failed, with a code and the reason. Missing write access is not
+    a vault's problem: it stops the wave."""
     from tasks.azure import backup
-    from tasks.migration.policies import crash_clone_body, ensure_policy
+    from tasks.migration.move import WaveStop
+    from tasks.migration.policies import PolicyConflictError, crash_clone_body, ensure_policy
 
+    failed: dict[str, tuple[str, str]] = {}
     pairs = to_move[["vault_id", "source_policy", "target_policy"]].drop_duplicates()
     for row in pairs.itertuples(index=False):
         ref = backup.vault_ref(row.vault_id)
-        source = backup.get_policy(access.backup(ref.subscription_id), ref, row.source_policy)
-        result = ensure_policy(access, row.vault_id, row.target_policy,
-                               crash_clone_body(source))
-        logger.info(f"policy {row.target_policy} in vault {ref.vault}: {result.outcome}")
+        if row.vault_id.lower() in failed:
+            continue
+        try:
+            source = backup.get_policy(access.backup(ref.subscription_id), ref,
+                                       row.source_policy)
+            result = ensure_policy(access, row.vault_id, row.target_policy,
+                                   crash_clone_body(source))
+        except PolicyConflictError as err:
+            failed[row.vault_id.lower()] = ("POLICY_CONFLICT", str(err))
+        except AzureError as err:
+            if err.status == 403 and err.code == "AuthorizationFailed":
+                raise WaveStop(str(err), status=403, code=err.code) from err
+            code = err.code if err.code in ("ResourceGuardOperationRequestsMissing",) \
+                else "POLICY_UNAVAILABLE"
+            failed[row.vault_id.lower()] = (code, f"policy {row.target_policy} in vault "
+                                                  f"{ref.vault} could not be made: {err}")
+        else:
+            logger.info(f"policy {row.target_policy} in vault {ref.vault}: {result.outcome}")
+            continue
+        logger.warning(failed[row.vault_id.lower()][1])
+    return failed
+
+
+def _skipped(vm: Any, *, code: str, why: str) -> Any:
+    from tasks.migration.move import VmOutcome
+
+    now = datetime.now(UTC)
+    return VmOutcome(vm.vm_key, vm.vm_name, "skipped", now, now, [], code, why)
 
 
 def run_rollback(settings: Settings, plan_ref: str, *, wave: int | None, vm_ids: list[str],

@@ -36,8 +36,15 @@ from . import live_checks
 from .policies import app_clone_body, ensure_policy
 
 DONE_JOB_STATES = ("Completed", "CompletedWithWarnings")
-# Journal codes a later run may retry: nothing is wrong with the VM itself.
-RETRYABLE_CODES = ("THROTTLED", "INTERRUPTED", "JOB_RUNNING", "UNREADABLE")
+# Journal codes a later run may retry: nothing is wrong with the VM itself (throttling, a
+# stopped runner, a job or lock on the item, a Resource Guard approval still missing).
+RETRYABLE_CODES = ("THROTTLED", "INTERRUPTED", "JOB_RUNNING", "UNREADABLE",
+                   "BMSUserErrorObjectLocked", "ResourceGuardOperationRequestsMissing",
+                   "POLICY_UNAVAILABLE")
+
+
+class WaveStop(AzureError):
+    """A refusal that will hit every VM alike (the identity may not write): stop the wave."""
 
 
 @dataclass(frozen=True)
@@ -235,7 +242,8 @@ class Mover:
 
     def _refused(self, vm: VmPlan, client: Any, ref: Any, err: AzureError,
                  started: datetime) -> VmOutcome:
-        """Azure refused the PUT. Check that nothing changed, then close the VM honestly."""
+        """Azure refused the PUT. Check that nothing changed, then close the VM honestly; a
+        refusal for want of write access stops the whole wave (every VM would meet it)."""
         throttled = err.status == 429
         code = "THROTTLED" if throttled else (err.code or "REFUSED")
         try:
@@ -248,6 +256,8 @@ class Mover:
                                 error_message=str(err),
                                 rollback_outcome="nothing to undo: Azure refused the change "
                                                  "and kept the original policy")
+            if err.status == 403 and err.code == "AuthorizationFailed":
+                raise WaveStop(str(err), status=403, code=err.code) from err
             return self._outcome(vm, "rolled_back", started, code=code, message=str(err),
                                  rollback="nothing to undo", throttled=throttled)
         return self.roll_back(vm, started=started, code=code, message=str(err))

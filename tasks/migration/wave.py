@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from itertools import zip_longest
 
 from ..errors import InputError
-from .move import VmOutcome, VmPlan
+from .move import VmOutcome, VmPlan, WaveStop
 
 
 def parse_threshold(value: str | int, *, option: str) -> tuple[int | None, float | None]:
@@ -125,7 +125,11 @@ def run_vms(vms: Iterable[VmPlan], handle: Callable[[VmPlan], VmOutcome], gate: 
         with throttle.vault(vm.vault_id), throttle.total:
             if not gate.may_start():
                 return
-            outcome = handle(vm)
+            try:
+                outcome = handle(vm)
+            except WaveStop as err:  # the VM is journaled; no other VM may start
+                gate.halt(str(err))
+                return
         gate.record(outcome)
         with done:
             outcomes.append(outcome)

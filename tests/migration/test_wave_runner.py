@@ -14,7 +14,7 @@ from emulator.server import Emulator
 from flows.assess import run_assessment
 from flows.migrate import run_rollback, run_wave
 from flows.options import with_emulator_principal
-from tasks.errors import InputError
+from tasks.errors import AzureError, InputError
 from tasks.settings import load_settings
 from tasks.state.db import open_store
 from tasks.state.journal import Journal
@@ -153,3 +153,47 @@ def test_rollback_puts_a_done_vm_back_on_its_original_policy(world):
     assert after["status"] == "rolled_back"
     assert after["rollback_outcome"].startswith("restored to enhanced-daily")
     assert _items(emu.state())[entry["vm_name"]].lower() == entry["original_policy_id"].lower()
+
+
+def _faults(emu, **faults) -> None:
+    requests.post(f"{emu.endpoint}/_emulator/faults", verify=str(emu.ca_bundle), json=faults,
+                  timeout=10).raise_for_status()
+
+
+def test_read_only_credentials_halt_the_wave_and_change_nothing(world):
+    emu, settings, engine, plan_id, tmp = world
+    _faults(emu, read_only=True)
+    before = emu.state()
+    with pytest.raises(AzureError) as err:
+        run_wave(settings, plan_id, 2, execute=True, out_dir=tmp / "out")
+    assert "AuthorizationFailed" in str(err.value) and "Backup Contributor" in str(err.value)
+    assert emu.state() == before
+    assert get_wave(engine, plan_id, 2).status == "halted"
+    assert Journal(engine, plan_id).counts(2)["pending"] == 7
+
+
+def test_a_resource_guard_vault_keeps_its_vms_and_the_others_move(world):
+    emu, settings, engine, plan_id, tmp = world
+    _faults(emu, fail_jobs_for=[], resource_guard_vaults=["vault-2222"])
+    outcome = run_wave(settings, plan_id, 2, execute=True, out_dir=tmp / "out")
+    entries = Journal(engine, plan_id).entries(2)
+    guarded = entries[entries["vault"] == "vault-2222"]
+    assert set(guarded["status"]) == {"skipped"}
+    assert set(guarded["error_code"]) == {"ResourceGuardOperationRequestsMissing"}
+    assert guarded["error_message"].str.contains("Resource Guard|ResourceGuard").all()
+    others = entries[entries["vault"] != "vault-2222"]
+    assert set(others["status"]) == {"done"}
+    assert outcome.halted_reason is None
+    # Once the approval exists, a re-run moves the skipped VMs.
+    _faults(emu, resource_guard_vaults=[])
+    again = run_wave(settings, plan_id, 2, execute=True, out_dir=tmp / "out")
+    assert again.counts == {"done": 7}
+
+
+def test_a_429_storm_is_absorbed_and_never_counted_as_a_failure(world):
+    emu, settings, engine, plan_id, tmp = world
+    _faults(emu, fail_jobs_for=[], rate_429=0.3, retry_after_429=0)
+    outcome = run_wave(settings, plan_id, 2, execute=True, out_dir=tmp / "out",
+                       max_failures="0")
+    assert outcome.halted_reason is None
+    assert outcome.counts == {"done": 7}
