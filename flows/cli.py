@@ -10,7 +10,7 @@ import typer
 
 from tasks.errors import CcmigrateError
 
-from . import cli_assess, cli_emulator, cli_migrate, cli_report, demo, discover
+from . import cli_assess, cli_emulator, cli_migrate, cli_plan, cli_report, demo, discover
 from .options import DEFAULT_DEMO_VMS
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(cli_emulator.app, name="emulator")
 app.command("demo")(demo.demo_command)
 app.command("assess")(cli_assess.assess_command)
 app.command("discover")(discover.discover_command)
+app.command("plan")(cli_plan.plan_command)
 app.add_typer(cli_report.app, name="report")
 app.command("migrate")(cli_migrate.migrate_command)
 app.command("rollback")(cli_migrate.rollback_command)

@@ -182,6 +182,8 @@ def build_plan(selected: pd.DataFrame, options: PlanOptions,
     summary = _summary(selected, cls, vms, policies, excluded, waves, over_limit,
                        vault_policies)
     summary["splits"] = _splits(planned, groups)
+    summary["conflicts"] = _conflicts(policies, cand)
+    summary["irreversible_vms"] = vms.loc[vms["irreversible"], "vm_name"].tolist()
     return Plan(vms=vms, policies=policies, excluded=excluded, waves=waves, limits=limits,
                 summary=summary)
 
@@ -368,6 +370,19 @@ def _splits(planned: pd.DataFrame, groups: pd.DataFrame) -> list[dict[str, Any]]
                     "writes": int(writes.get(vault_key, 0)), "limit": MAX_POLICY_WRITES_PER_DAY,
                     "waves": [{"wave": int(w), "after_wave": int(a)} for w, a in waits.items()]})
     return out
+
+
+def _conflicts(policies: pd.DataFrame, cand: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each policy name that is taken by a policy with other settings, with the VMs it keeps
+    out: the user must rename (template) or delete before those VMs can move."""
+    taken = policies[policies["action"] == CONFLICT]
+    if taken.empty:
+        return []
+    keys = cand["vault_id"].str.lower() + "|" + cand["policy_id"].str.lower()
+    users = keys.value_counts()
+    return [{"vault": r.vault, "policy": r.policy_name, "kind": r.kind, "detail": r.detail,
+             "vms": int(users.get(f"{r.vault_id.lower()}|{r.source_policy_id.lower()}", 0))}
+            for r in taken.itertuples()]
 
 
 def nothing_qualifies(plan: Plan, top: int = 3) -> str:

@@ -49,6 +49,9 @@ def test_a_target_with_other_settings_is_a_conflict_and_keeps_its_vms_out():
            "settings" in reason and "rules.target_policy_template" in reason
     assert sorted(plan.excluded["vm_name"]) == ["a1", "a2"]
     assert plan.limits.loc[0, "verdict"] == "policy conflict: see Policies"
+    assert plan.summary["conflicts"] == [{
+        "vault": "vault-a", "policy": "enhanced-daily-crash", "kind": "crash_clone",
+        "detail": conflict["detail"], "vms": 2}]
 
 
 def test_the_target_template_setting_names_the_clones():
@@ -70,6 +73,7 @@ def test_standard_sources_are_irreversible_and_get_a_rollback_copy():
     assert by_name.loc["s1", "rollback_policy"] == "standard-daily-enh"
     assert by_name.loc["s1", "target_policy"] == "standard-daily-crash"
     assert plan.summary["irreversible"] == 2
+    assert plan.summary["irreversible_vms"] == ["s1", "s2"]
     kinds = dict(zip(plan.policies["policy_name"], plan.policies["kind"], strict=True))
     assert kinds == {"standard-daily-crash": "crash_clone",
                      "standard-daily-enh": "app_clone_for_rollback",
