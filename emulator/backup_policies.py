@@ -242,6 +242,11 @@ def put_policy(world: World, req: Request, sub: str, rg: str, vault: str,
     with svc.lock:
         existing = world.state.get(policy_id)
         props = validate_policy(req.body, existing)
+        if (world.faults.refuse_consistency_revert and existing is not None
+                and (existing.get("properties") or {}).get("snapshotConsistencyType")
+                and not props.get("snapshotConsistencyType")):
+            raise ArmError(400, "BMSUserErrorInvalidPolicyInput",
+                           "snapshotConsistencyType can't be removed from an existing policy.")
         require_guard_approval(world, res, req, "Microsoft.RecoveryServices/vaults/"
                                                 "backupPolicies/write")
         _check_limits(world, svc, res, policy_id, existing)

@@ -60,6 +60,9 @@ class Faults:
     arg_unavailable_subscriptions: list[str] = field(default_factory=list)
     # The principal holds only Reader: every ARM write or delete answers 403 AuthorizationFailed.
     read_only: bool = False
+    # Refuse a policy PUT that drops snapshotConsistencyType from a crash-consistent policy
+    # (whether Azure accepts that revert is undocumented, api-notes 1.4): tests the fallback.
+    refuse_consistency_revert: bool = False
     object_locked: bool = True  # BMSUserErrorObjectLocked while an operation runs on the item
     expire_tokens: bool = False  # treat every token as expired (clock skew, revoked session)
 

@@ -52,6 +52,15 @@ def migrate_command(
     verify: Annotated[str | None, typer.Option(
         "--verify", help="job: the ConfigureBackup job succeeded; backup: also an on-demand "
                          "backup.")] = None,
+    mode: Annotated[str, typer.Option(
+        "--mode", help="reassign: re-point each VM to a crash-consistent clone (Option 1); "
+                       "edit-policy: switch one policy in place (Option 2, needs --policy).")
+    ] = "reassign",
+    policy: Annotated[str | None, typer.Option(
+        "--policy", help="With --mode edit-policy: the policy's ARM id.")] = None,
+    assessment: Annotated[str, typer.Option(
+        "--assessment", help="With --mode edit-policy: the assessment that vouches every VM "
+                             "on the policy is ready.")] = "latest",
     config: opt.Config = None,
     endpoint: opt.Endpoint = None,
     ca_bundle: opt.CaBundle = None,
@@ -66,6 +75,15 @@ def migrate_command(
 
     if verify not in (None, "job", "backup"):
         raise InputError(f"--verify {verify!r}: use 'job' or 'backup'")
+    if mode not in ("reassign", "edit-policy"):
+        raise InputError(f"--mode {mode!r}: use 'reassign' or 'edit-policy'")
+    if mode == "edit-policy":
+        if not policy:
+            raise InputError("--mode edit-policy needs --policy with the policy's ARM id")
+        settings = opt.build_settings(config=config, endpoint=endpoint, ca_bundle=ca_bundle,
+                                      credential=credential, state_store=state_store)
+        _edit_policy(settings, policy, assessment, execute=execute, yes=yes, out=out)
+        return
     throttles = {"throttles.max_parallel": max_parallel, "throttles.per_vault": per_vault}
     settings = opt.build_settings(config=config, endpoint=endpoint, ca_bundle=ca_bundle,
                                   credential=credential, state_store=state_store,
@@ -89,6 +107,28 @@ def migrate_command(
                            max_failures=max_failures,
                            cumulative_max_failures=cumulative_max_failures, verify=verify,
                            progress=progress)
+    _print_outcome(outcome)
+
+
+def _edit_policy(settings, policy: str, assessment: str, *, execute: bool, yes: bool,
+                 out: Path) -> None:
+    from .edit_policy import run_edit_policy
+    from .prefect_runtime import prefect_runtime
+
+    if not execute:
+        outcome = run_edit_policy(settings, policy, assessment_ref=assessment, execute=False,
+                                  out_dir=out)
+        typer.echo(f"Dry run: policy {policy.rsplit('/', 1)[-1]} would become crash-consistent "
+                   f"in place; {outcome.counts['vms']} VM(s) on it, all ready; nothing was "
+                   "changed.")
+        for name, path in outcome.files.items():
+            typer.echo(f"  {name}: {path}")
+        typer.echo("Run again with --execute to make this change.")
+        return
+    _confirm(f"This edits policy {policy.rsplit('/', 1)[-1]} in place for every VM on it.", yes)
+    with prefect_runtime():
+        outcome = run_edit_policy(settings, policy, assessment_ref=assessment, execute=True,
+                                  out_dir=out)
     _print_outcome(outcome)
 
 

@@ -121,7 +121,18 @@ def get_policy(client, vault: VaultRef, name: str) -> dict:
 def put_policy(client, vault: VaultRef, name: str, properties: dict, *,
                timeout: float = 600, poll_interval: float = 5) -> dict:
     """Create or update a policy and wait until Azure has applied it; return the stored policy."""
+    return put_policy_with_status(client, vault, name, properties, timeout=timeout,
+                                  poll_interval=poll_interval)[0]
+
+
+def put_policy_with_status(client, vault: VaultRef, name: str, properties: dict, *,
+                           timeout: float = 600, poll_interval: float = 5,
+                           ) -> tuple[dict, dict]:
+    """``put_policy``, also returning the final operation status: for an edit of a policy that
+    protects items, its ``properties.jobIds`` are the ConfigureBackup jobs (one per item) and
+    ``properties.failedJobsError`` maps the failed ones to their error."""
     headers: dict[str, str] = {}
+    status: dict = {}
 
     def keep(pipeline_response, deserialized, _h):
         headers.update(pipeline_response.http_response.headers)
@@ -132,7 +143,7 @@ def put_policy(client, vault: VaultRef, name: str, properties: dict, *,
         result = client.protection_policies.create_or_update(
             vault.vault, vault.resource_group, name, {"properties": properties}, cls=keep)
     if result is not None:
-        return _plain(result)
+        return _plain(result), status
     op_id = _operation_id(headers.get("Azure-AsyncOperation") or headers.get("Location"))
     if op_id:
         status = wait_policy_operation(client, vault, name, op_id, timeout=timeout,
@@ -143,7 +154,7 @@ def put_policy(client, vault: VaultRef, name: str, properties: dict, *,
             raise AzureError(f"{what}: the operation ended {status.get('status')}: "
                              f"{error.get('code', '')} {error.get('message', '')}".strip(),
                              code=error.get("code"))
-    return get_policy(client, vault, name)
+    return get_policy(client, vault, name), status
 
 
 def wait_policy_operation(client, vault: VaultRef, name: str, op_id: str, *,

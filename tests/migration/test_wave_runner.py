@@ -191,7 +191,7 @@ def test_a_resource_guard_vault_keeps_its_vms_and_the_others_move(world):
 
 
 def test_a_429_storm_is_absorbed_and_never_counted_as_a_failure(world):
-    emu, settings, engine, plan_id, tmp = world
+    emu, settings, _engine, plan_id, tmp = world
     _faults(emu, fail_jobs_for=[], rate_429=0.3, retry_after_429=0)
     outcome = run_wave(settings, plan_id, 2, execute=True, out_dir=tmp / "out",
                        max_failures="0")
