@@ -73,7 +73,7 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
     from reports.artifacts import publish_assessment_artifacts
     from reports.changes import compare, summarize_changes
     from reports.cost import cost_view
-    from reports.report_tables import vm_table
+    from reports.report_tables import migration_table, vm_table
     from reports.summary import build_summary, write_summary_json
     from reports.workbook import ReadinessReport
     from tasks.azure.clients import AzureAccess
@@ -93,6 +93,7 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
         scope_key,
     )
     from tasks.state.db import open_store
+    from tasks.state.journal import latest_by_vm
 
     progress = progress or Progress(enabled=False)
     opts = {"cache_policy": NO_CACHE}
@@ -229,6 +230,7 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
             changes = compare(load_vms(engine, previous.id), scored)
             changes_summary = summarize_changes(changes, previous.id, assessment_id)
         cost = cost_view(scored, pack, settings.pricing)
+        migration = migration_table(latest_by_vm(engine), scored)
         timings["changes_and_cost"] = time.monotonic() - mark
 
         timings["total"] = time.monotonic() - started
@@ -239,7 +241,9 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
             created_at=created.isoformat(),
             subscription_names={s["subscriptionId"]: s.get("name") or ""
                                 for s in scope.subscriptions},
-            cost=cost.to_summary(), changes=changes_summary)
+            cost=cost.to_summary(), changes=changes_summary,
+            migration=({k: int(v) for k, v in migration["status"].value_counts().items()}
+                       if migration is not None else None))
 
         def save(summary: dict[str, Any]) -> None:
             record.finished_at = datetime.now(UTC)
@@ -251,7 +255,7 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
         mark = time.monotonic()
         report = ReadinessReport(summary=summary, vm_table=vm_table(scored, inventory.disks),
                                  scored=scored, pack=pack, policies=policy_catalogue(policies),
-                                 changes=changes, cost=cost)
+                                 changes=changes, cost=cost, migration=migration)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="record") as pool:
             recording = pool.submit(save, summary)
             files = write_reports(report, folder)

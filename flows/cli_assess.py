@@ -87,6 +87,10 @@ def print_summary(summary: dict, files: dict[str, Path]) -> None:
         counts = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in changes["by_change"].items()
                            if n)
         typer.echo(f"  Since {changes['previous_id']}: {counts or 'no changes'}")
+    migration = summary.get("migration")
+    if migration:
+        typer.echo("  Migration (wave journal): " + ", ".join(
+            f"{k.replace('_', ' ')} {n}" for k, n in migration.items()))
     if summary["partial_errors"]:
         typer.secho(f"  Not assessed: {len(summary['partial_errors'])} scope(s); see "
                     "summary.json", fg="red")

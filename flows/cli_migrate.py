@@ -152,6 +152,17 @@ def _print_dry_run(outcome) -> None:
 
 
 def _print_outcome(outcome) -> None:
+    """Print the wave's outcome; exit 1 when it halted or any VM had to be rolled back."""
+    print_wave(outcome)
+    failed = outcome.counts.get("rollback_failed", 0)
+    if outcome.halted_reason or failed or outcome.counts.get("rolled_back", 0):
+        report = next(iter(outcome.files.values()), "the wave report")
+        raise CcmigrateError(f"wave {outcome.wave} ended {outcome.status}: "
+                             f"{outcome.counts.get('rolled_back', 0)} VM(s) rolled back, "
+                             f"{failed} rollback(s) failed; see {report}")
+
+
+def print_wave(outcome) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in sorted(outcome.counts.items()))
     typer.echo(f"Plan {outcome.plan_id} wave {outcome.wave}: {outcome.status} ({counts})")
     if outcome.halted_reason:
@@ -162,11 +173,6 @@ def _print_outcome(outcome) -> None:
     if failed:
         typer.secho(f"  {failed} VM(s) could not be rolled back: see the report; each is "
                     "still protected by the policy the report names", fg="red")
-    if outcome.halted_reason or failed or outcome.counts.get("rolled_back", 0):
-        report = next(iter(outcome.files.values()), "the wave report")
-        raise CcmigrateError(f"wave {outcome.wave} ended {outcome.status}: "
-                             f"{outcome.counts.get('rolled_back', 0)} VM(s) rolled back, "
-                             f"{failed} rollback(s) failed; see {report}")
 
 
 def rollback_command(

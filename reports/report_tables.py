@@ -183,3 +183,20 @@ def not_assessed_table(summary: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame([(e.get("scope", ""), e.get("error", ""), e.get("retry", ""))
                          for e in summary["partial_errors"]],
                         columns=["scope", "error", "retry"])
+
+
+def migration_table(latest: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame | None:
+    """The assessed VMs' migration state from the journal (each VM's latest plan), or None when
+    none of them was ever in a wave: the Migration sheet beside the readiness."""
+    if latest is None or not len(latest):
+        return None
+    names = scored[["vm_key", "vm_id", "vm_name", "subscription_id", "vault"]]
+    table = names.merge(latest, on="vm_key", how="inner")
+    if not len(table):
+        return None
+    stamp = pd.to_datetime(table["updated_at"], utc=True)
+    table["updated_at"] = stamp.dt.strftime("%Y-%m-%dT%H:%M:%SZ").where(stamp.notna(), "")
+    return table[["vm_id", "vm_name", "subscription_id", "vault", "plan_id", "wave", "status",
+                  "step", "target_policy", "error_code", "error_message", "rollback_outcome",
+                  "updated_at"]].sort_values(["plan_id", "wave", "vm_name"]).reset_index(
+        drop=True)

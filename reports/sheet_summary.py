@@ -225,6 +225,13 @@ def write_summary_sheet(ws: Any, summary: dict[str, Any], *, has_changes_sheet: 
         for kind, n in (changes.get("by_change") or {}).items():
             rows.add(kind.replace("_", " "), n)
 
+    migration = summary.get("migration")
+    if migration:
+        rows.section("Migration progress (from the wave journal; details on the Migration "
+                     "sheet)")
+        for status, n in migration.items():
+            rows.add(status.replace("_", " "), n)
+
     for width, letter in zip((34, 12, 12, 14, 14, 14, 14, 12), "ABCDEFGH", strict=True):
         ws.column_dimensions[letter].width = width
     for row in rows.rows:

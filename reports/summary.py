@@ -73,7 +73,8 @@ def build_summary(scored: pd.DataFrame, *, assessment_id: str, scope: dict[str, 
                   timings: dict[str, float], excluded_vms: int, tool_version: str,
                   created_at: str, subscription_names: dict[str, str] | None = None,
                   cost: dict[str, Any] | None = None,
-                  changes: dict[str, Any] | None = None) -> dict[str, Any]:
+                  changes: dict[str, Any] | None = None,
+                  migration: dict[str, int] | None = None) -> dict[str, Any]:
     """Counts by readiness, rule, subscription and region, the at-risk VMs, the cost view and
     the changes since the previous assessment, and how the numbers were made."""
     readiness = scored["readiness"].value_counts()
@@ -102,6 +103,7 @@ def build_summary(scored: pd.DataFrame, *, assessment_id: str, scope: dict[str, 
         "at_risk": at_risk,
         "cost": cost,
         "changes": changes,
+        "migration": migration,
         "requests": requests,
         "partial_errors": partial_errors,
         "complete": not partial_errors,

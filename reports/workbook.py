@@ -1,7 +1,8 @@
 """``readiness.xlsx``: the manager's first sheet and the engineer's filters in one book.
 
 Sheets in this order: Summary, VMs, Blockers, Subscriptions, Vaults and policies, Not assessed,
-Rules, Changes (when a previous assessment of the scope exists), Cost. The whole book is
+Rules, Changes (when a previous assessment of the scope exists), Migration (when any of its VMs
+was ever in a wave: each VM's latest journal state), Cost. The whole book is
 write-only (rows stream to disk through lxml), so 100k VMs cost seconds and little memory;
 colours on big sheets come from conditional formats, not per-cell styles.
 """
@@ -29,7 +30,7 @@ from .sheet_table import TableLayout, write_table
 from .xlsx_style import RED
 
 SHEETS = ("Summary", "VMs", "Blockers", "Subscriptions", "Vaults and policies", "Not assessed",
-          "Rules", "Changes", "Cost")
+          "Rules", "Changes", "Migration", "Cost")
 VM_LINK = "_portal"
 WRAP_WIDTH = 70
 
@@ -45,6 +46,7 @@ class ReadinessReport:
     policies: pd.DataFrame | None = None  # existing policies: vault_id, policy_name, consistency
     changes: pd.DataFrame | None = None   # reports.changes.compare, when a previous one exists
     cost: Any = None                      # reports.cost.CostView
+    migration: pd.DataFrame | None = None  # report_tables.migration_table, from the journal
 
 
 def write_readiness_workbook(report: ReadinessReport, path: Path) -> Path:
@@ -112,6 +114,13 @@ def write_readiness_workbook(report: ReadinessReport, path: Path) -> Path:
             preface=[(f"Changes since assessment {changes.get('previous_id', '')}"
                       f" ({len(report.changes)} VMs)", None)],
             widths={"vm_id": 50}))
+
+    if report.migration is not None:
+        counts = report.migration["status"].value_counts()
+        line = ", ".join(f"{status} {int(n)}" for status, n in counts.items())
+        write_table(book.create_sheet("Migration"), report.migration, TableLayout(
+            preface=[(f"Migration of these VMs, from the wave journal: {line}", None)],
+            widths={"vm_id": 50, "error_message": 60, "rollback_outcome": 50}))
 
     if report.cost is not None:
         cost = report.cost

@@ -380,3 +380,25 @@ def _entry(row: Any) -> JournalEntry:
         error_message=m["error_message"], rollback_outcome=m["rollback_outcome"],
         attempt=int(m["attempt"]), started_at=m["started_at"], updated_at=m["updated_at"],
         finished_at=m["finished_at"], runner=m["runner"])
+
+
+MIGRATION_COLUMNS: tuple[str, ...] = (
+    "vm_key", "plan_id", "wave", "status", "step", "target_policy", "error_code",
+    "error_message", "rollback_outcome", "updated_at",
+)
+
+
+def latest_by_vm(engine: Engine) -> pd.DataFrame:
+    """Each VM's most recent journal row across all plans (VMs never begun are left out): what
+    the readiness workbook's Migration sheet shows next to an assessment."""
+    j, v = journal.c, plan_vms.c
+    query = (sa.select(j.vm_key, j.plan_id, j.wave, j.status, j.step, v.target_policy,
+                       j.error_code, j.error_message, j.rollback_outcome, j.updated_at)
+             .join_from(journal, plan_vms, sa.and_(j.plan_id == v.plan_id,
+                                                   j.vm_key == v.vm_key))
+             .where(j.status != "pending")
+             .order_by(j.vm_key, j.updated_at.desc()))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=list(MIGRATION_COLUMNS))
+    return frame.drop_duplicates("vm_key").reset_index(drop=True)

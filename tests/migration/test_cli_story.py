@@ -12,6 +12,7 @@ import subprocess
 
 import pytest
 import requests
+from openpyxl import load_workbook
 
 from tests.cli.helpers import REPO, ccmigrate_argv, no_traceback, run_cli
 from tests.fleets import SUB_A, make_item, make_policy, make_vm, small_fleet
@@ -85,6 +86,17 @@ def test_assess_plan_migrate_and_roll_back(served, prefect_api, tmp_path):
         assert (out / f"wave-{wave}.xlsx").is_file()
     assert _policy_of(served, STANDARD_VM) == "standard-daily-crash"
     assert _policy_of(served, "vm-2222-1") == "enhanced-daily-crash"
+
+    # The next assessment's workbook shows each VM's migration state beside its readiness.
+    proc = run_cli("assess", *common, "--out", str(tmp_path / "after"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Migration (wave journal): done" in proc.stdout
+    book = load_workbook(tmp_path / "after" / "readiness.xlsx")
+    assert "Migration" in book.sheetnames
+    rows = list(book["Migration"].iter_rows(min_row=3, values_only=True))
+    header, rows = rows[0], rows[1:]
+    status = {r[header.index("vm_name")]: r[header.index("status")] for r in rows}
+    assert status[STANDARD_VM] == "done" and set(status.values()) == {"done"}
 
     proc = run_cli("rollback", "--plan", "latest", "--wave", "2", "--execute", "--yes",
                    *common, "--out", str(out), env=env)
