@@ -197,3 +197,15 @@ def test_a_429_storm_is_absorbed_and_never_counted_as_a_failure(world):
                        max_failures="0")
     assert outcome.halted_reason is None
     assert outcome.counts == {"done": 7}
+
+
+def test_verify_backup_waits_for_an_on_demand_backup_under_the_new_policy(world):
+    emu, settings, engine, plan_id, tmp = world
+    outcome = run_wave(settings, plan_id, 1, execute=True, out_dir=tmp / "out",
+                       verify="backup")
+    assert outcome.counts == {"done": 1}
+    entry = Journal(engine, plan_id).entries(1).iloc[0]
+    assert entry["step"] == "backup_verified"
+    assert len(entry["job_ids"]) == 2  # ConfigureBackup, then the on-demand Backup
+    events = Journal(engine, plan_id).events(entry["vm_key"])
+    assert "backup_verified" in set(events["step"])
