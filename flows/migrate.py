@@ -13,6 +13,7 @@ Without ``execute`` nothing is written anywhere: the dry run reads the plan, the
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -186,13 +187,22 @@ def _execute(settings: Settings, engine: Any, access: Any, plan: Any, wave: int,
         progress.stage("vms", f"wave {wave}", total)
         done = [0]
 
+        shown = [0.0]
+        lock = threading.Lock()
+
         def counted(handle):
             def run(vm):
                 outcome = handle(vm)
-                done[0] += 1
+                with lock:
+                    done[0] += 1
+                    percent = 100.0 * done[0] / max(total, 1)
+                    due = percent - shown[0] >= 5 or done[0] == total
+                    if due:
+                        shown[0] = percent
                 progress.advance("vms", f"{vm.vm_name}: {outcome.status}"
                                  + (f" ({outcome.error_code})" if outcome.error_code else ""))
-                update_progress_artifact(artifact, 100.0 * done[0] / max(total, 1))
+                if due:
+                    _update_progress(update_progress_artifact, artifact, percent, logger)
                 return outcome
             return run
 
@@ -262,6 +272,14 @@ def _execute(settings: Settings, engine: Any, access: Any, plan: Any, wave: int,
         raise error
     return WaveOutcome(plan.id, wave, True, {k: int(v) for k, v in counts.items()}, status,
                        halted, files)
+
+
+def _update_progress(update: Any, artifact: Any, percent: float, logger: Any) -> None:
+    """The progress artifact is a courtesy to the Prefect UI: never a reason to stop a wave."""
+    try:
+        update(artifact, percent)
+    except Exception as exc:  # best effort by design
+        logger.warning(f"could not update the progress artifact: {exc}")
 
 
 def _plan_failures(journal: Any) -> int:

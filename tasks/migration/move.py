@@ -32,10 +32,12 @@ from typing import Any
 
 from ..azure import backup, compute
 from ..errors import AzureError
+from ..state.journal import STEPS
 from . import live_checks
 from .policies import app_clone_body, ensure_policy
 
 DONE_JOB_STATES = ("Completed", "CompletedWithWarnings")
+STEP_RANK = {step: rank for rank, step in enumerate(STEPS)}
 # Journal codes a later run may retry: nothing is wrong with the VM itself (throttling, a
 # stopped runner, a job or lock on the item, a Resource Guard approval still missing).
 RETRYABLE_CODES = ("THROTTLED", "INTERRUPTED", "JOB_RUNNING", "UNREADABLE",
@@ -136,6 +138,17 @@ class Mover:
                  log: Callable[[str], None] | None = None) -> None:
         self.access, self.journal, self.cfg = access, journal, config
         self.log = log or (lambda _line: None)
+        self._last: dict[str, str] = {}  # vm_key -> the last step journaled
+
+    def _step(self, vm_key: str, step: str, **fields: Any) -> None:
+        """Journal ``step``, never behind the step the VM already reached: a resumed VM may be
+        further along than the code path that finishes it (say, killed after
+        ``rollback_verified``); the details are still recorded, under the step it is at."""
+        last = self._last.get(vm_key)
+        if last is not None and STEP_RANK[step] < STEP_RANK[last]:
+            step = last
+        self.journal.step(vm_key, step, **fields)
+        self._last[vm_key] = step
 
     # -- the forward move ------------------------------------------------------------------
 
@@ -163,9 +176,10 @@ class Mover:
 
         self.journal.begin(vm.vm_key, original_policy_id=vm.source_policy_id,
                            target_policy_id=vm.target_policy_id)
+        self._last[vm.vm_key] = "intent"
         if _same(item["properties"].get("policyId"), vm.target_policy_id):
             # Moved already (by hand, or by a run whose journal was lost): verify and keep.
-            self.journal.step(vm.vm_key, "verified",
+            self._step(vm.vm_key, "verified",
                               detail={"note": "the item was already on the target policy"})
             self.journal.finish(vm.vm_key, "done")
             return self._outcome(vm, "done", started)
@@ -173,7 +187,7 @@ class Mover:
             operation = backup.set_item_policy(client, ref, vm.vm_id, vm.target_policy_id)
         except AzureError as err:
             return self._refused(vm, client, ref, err, started)
-        self.journal.step(vm.vm_key, "put_sent", operation_id=operation.operation_id)
+        self._step(vm.vm_key, "put_sent", operation_id=operation.operation_id)
         try:
             job_ids = self._follow(vm, client, vault, ref, operation)
         except _Failure as failure:
@@ -190,12 +204,12 @@ class Mover:
         job_ids = [job_id] if job_id else []
         if status.get("status") != "Succeeded":
             error = status.get("error") or {}
-            self.journal.step(vm.vm_key, "operation_done", job_id=job_id,
+            self._step(vm.vm_key, "operation_done", job_id=job_id,
                               error_code=error.get("code"), error_message=error.get("message"))
             raise _Failure(error.get("code") or "OPERATION_FAILED",
                            error.get("message") or f"the change ended {status.get('status')}",
                            job_ids)
-        self.journal.step(vm.vm_key, "operation_done", job_id=job_id)
+        self._step(vm.vm_key, "operation_done", job_id=job_id)
         item = self._item_or_none(client, ref)
         if item is None or not _same(item["properties"].get("policyId"), vm.target_policy_id):
             raise _Failure("NOT_ON_TARGET", "the change succeeded but the item does not name "
@@ -204,7 +218,7 @@ class Mover:
             job = self._wait_job(client, vault, job_id, timeout)
             if job["properties"].get("status") not in DONE_JOB_STATES:
                 raise _Failure(*_job_error(job), job_ids)
-        self.journal.step(vm.vm_key, "verified")
+        self._step(vm.vm_key, "verified")
         if self.cfg.verify == "backup":
             job_ids.append(self._verify_backup(vm, client, vault, ref, timeout))
         return job_ids
@@ -222,7 +236,7 @@ class Mover:
             raise _Failure(err.code or "BACKUP_NOT_STARTED", str(err)) from err
         if job["properties"].get("status") not in DONE_JOB_STATES:
             raise _Failure(*_job_error(job), [job["name"]])
-        self.journal.step(vm.vm_key, "backup_verified", job_id=job["name"])
+        self._step(vm.vm_key, "backup_verified", job_id=job["name"])
         return job["name"]
 
     def _find_backup_job(self, client: Any, vault: Any, vm: VmPlan, since: datetime,
@@ -274,7 +288,7 @@ class Mover:
         if requested:
             self.journal.begin_rollback(vm.vm_key, reason="requested by ccmigrate rollback")
         else:
-            self.journal.step(vm.vm_key, "rollback_intent", error_code=code,
+            self._step(vm.vm_key, "rollback_intent", error_code=code,
                               error_message=message)
         client = self.access.backup(vm.subscription_id)
         vault = backup.vault_ref(vm.vault_id)
@@ -291,13 +305,13 @@ class Mover:
                 if vm.irreversible:
                     self._ensure_rollback_policy(vm, client, vault, back_to)
                 operation = backup.set_item_policy(client, ref, vm.vm_id, back_to)
-                self.journal.step(vm.vm_key, "rollback_put_sent",
+                self._step(vm.vm_key, "rollback_put_sent",
                                   operation_id=operation.operation_id)
                 status = self._wait_started(client, ref, operation, self.cfg.timeout)
                 job_id = (status.get("properties") or {}).get("jobId")
                 if job_id:
                     job_ids.append(job_id)
-                self.journal.step(vm.vm_key, "rollback_operation_done", job_id=job_id)
+                self._step(vm.vm_key, "rollback_operation_done", job_id=job_id)
                 if status.get("status") != "Succeeded":
                     error = status.get("error") or {}
                     raise AzureError(f"the rollback ended {status.get('status')}: "
@@ -308,7 +322,7 @@ class Mover:
                     raise AzureError("the rollback finished but the item does not name "
                                      f"{_name(back_to)}")
                 outcome = f"restored to {_name(back_to)}"
-            self.journal.step(vm.vm_key, "rollback_verified")
+            self._step(vm.vm_key, "rollback_verified")
         except AzureError as err:
             now_on = self._policy_now(client, ref)
             outcome = (f"rollback failed: {err}; the VM is protected by {now_on}"
@@ -329,7 +343,7 @@ class Mover:
         """The Enhanced app-consistent clone of a Standard source, created when first needed."""
         source = backup.get_policy(client, vault, _name(vm.source_policy_id))
         result = ensure_policy(self.access, vm.vault_id, _name(back_to), app_clone_body(source))
-        self.journal.step(vm.vm_key, "rollback_intent",
+        self._step(vm.vm_key, "rollback_intent",
                           detail={"rollback_policy": _name(back_to),
                                   "rollback_policy_outcome": result.outcome})
 
@@ -341,6 +355,7 @@ class Mover:
         client = self.access.backup(vm.subscription_id)
         vault = backup.vault_ref(vm.vault_id)
         ref = backup.item_ref(vm.item_id)
+        self._last[vm.vm_key] = entry.step
         status: dict = {}
         if entry.operation_id:  # let a change Azure is still applying finish first
             try:
@@ -355,18 +370,21 @@ class Mover:
             return self.roll_back(vm, started=started, code=entry.error_code or "INTERRUPTED",
                                   message=entry.error_message or "the runner stopped during "
                                   "the rollback", job_ids=list(entry.job_ids))
+        if _same(now_on, vm.target_policy_id) and entry.step in ("verified", "backup_verified"):
+            self.journal.finish(vm.vm_key, "done")  # killed between verifying and finishing
+            return self._outcome(vm, "done", started, job_ids=list(entry.job_ids))
         if _same(now_on, vm.target_policy_id):
             try:
                 job_ids = list(entry.job_ids)
                 job_id = (status.get("properties") or {}).get("jobId")
                 if job_id and job_id not in job_ids:
-                    self.journal.step(vm.vm_key, "operation_done", job_id=job_id)
+                    self._step(vm.vm_key, "operation_done", job_id=job_id)
                     job_ids.append(job_id)
                 for jid in job_ids[-1:]:
                     job = self._wait_job(client, vault, jid, self.cfg.timeout)
                     if job["properties"].get("status") not in DONE_JOB_STATES:
                         raise _Failure(*_job_error(job), job_ids)
-                self.journal.step(vm.vm_key, "verified", detail={"reconciled": True})
+                self._step(vm.vm_key, "verified", detail={"reconciled": True})
             except (_Failure, AzureError) as failure:
                 code = getattr(failure, "code", None) or "VERIFY_FAILED"
                 return self.roll_back(vm, started=started, code=code, message=str(failure),

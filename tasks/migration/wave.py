@@ -11,6 +11,7 @@ flow in ``flows/migrate.py`` batches it into tasks by vault chunk).
 
 from __future__ import annotations
 
+import contextvars
 import math
 import threading
 from collections.abc import Callable, Iterable
@@ -134,8 +135,11 @@ def run_vms(vms: Iterable[VmPlan], handle: Callable[[VmPlan], VmOutcome], gate: 
         with done:
             outcomes.append(outcome)
 
+    # Each worker runs in a copy of the caller's context, so whatever the caller set up there
+    # (Prefect's run context and settings, e.g. the API URL of a private server) holds in the
+    # worker threads too.
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vm") as pool:
-        for future in [pool.submit(one, vm) for vm in vms]:
+        for future in [pool.submit(contextvars.copy_context().run, one, vm) for vm in vms]:
             future.result()
     return outcomes
 

@@ -136,7 +136,7 @@ def test_killed_waves_resume_and_every_vm_ends_done_or_rolled_back(served, prefe
         assert "Resuming" in again.stdout
         _check_invariant(served, engine, record.id, final=False)
         counts = Journal(engine, record.id).counts(wave)
-        assert counts["in_progress"] == counts["pending"] == 0, counts
+        assert counts["in_progress"] == counts["pending"] == 0, (counts, again.stdout, again.stderr)
 
     # The kills landed with VMs in flight, so the re-runs really reconciled something.
     assert sum(in_flight_at_kill.values()) > 0, in_flight_at_kill

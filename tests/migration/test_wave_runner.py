@@ -200,7 +200,7 @@ def test_a_429_storm_is_absorbed_and_never_counted_as_a_failure(world):
 
 
 def test_verify_backup_waits_for_an_on_demand_backup_under_the_new_policy(world):
-    emu, settings, engine, plan_id, tmp = world
+    _emu, settings, engine, plan_id, tmp = world
     outcome = run_wave(settings, plan_id, 1, execute=True, out_dir=tmp / "out",
                        verify="backup")
     assert outcome.counts == {"done": 1}
