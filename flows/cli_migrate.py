@@ -132,7 +132,13 @@ def _edit_policy(settings, policy: str, assessment: str, *, execute: bool, yes: 
     _print_outcome(outcome)
 
 
+def _print_notes(outcome) -> None:
+    for note in outcome.notes:
+        typer.secho(f"  Note: {note}", fg="yellow")
+
+
 def _print_dry_run(outcome) -> None:
+    _print_notes(outcome)
     actions = outcome.actions
     vms = actions[actions["what"] == "vm"]
     policies = actions[actions["what"] == "policy"]
@@ -163,6 +169,7 @@ def _print_outcome(outcome) -> None:
 
 
 def print_wave(outcome) -> None:
+    _print_notes(outcome)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(outcome.counts.items()))
     typer.echo(f"Plan {outcome.plan_id} wave {outcome.wave}: {outcome.status} ({counts})")
     if outcome.halted_reason:

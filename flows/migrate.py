@@ -41,6 +41,7 @@ class WaveOutcome:
     halted_reason: str | None
     files: dict[str, Path] = field(default_factory=dict)
     actions: pd.DataFrame | None = field(default=None, repr=False)
+    notes: list[str] = field(default_factory=list)
 
 
 def _setting(settings: Settings, key: str, default: Any) -> Any:
@@ -131,6 +132,7 @@ def run_wave(settings: Settings, plan_ref: str, wave: int, *, execute: bool, out
     vms = load_plan_vms(engine, plan.id, wave)
     journal = Journal(engine, plan.id)
     work = sort_work(vms, journal.entries(wave))
+    notes = [n for n in [too_early(engine, plan, wave)] if n]
     out_dir.mkdir(parents=True, exist_ok=True)
     access = AzureAccess(settings)
     if not execute:
@@ -140,10 +142,41 @@ def run_wave(settings: Settings, plan_ref: str, wave: int, *, execute: bool, out
         path = write_csv(actions, out_dir / f"wave-{wave}-dry-run.csv")
         counts = {k: len(v) for k, v in work.items()}
         return WaveOutcome(plan.id, wave, False, counts, "dry_run", None,
-                           {"dry-run.csv": path}, actions)
-    return _execute(settings, engine, access, plan, wave, vms, work, out_dir,
-                    max_failures=max_failures, cumulative=cumulative_max_failures,
-                    verify=verify, progress=progress)
+                           {"dry-run.csv": path}, actions, notes)
+    outcome = _execute(settings, engine, access, plan, wave, vms, work, out_dir,
+                       max_failures=max_failures, cumulative=cumulative_max_failures,
+                       verify=verify, progress=progress)
+    outcome.notes = notes
+    return outcome
+
+
+def too_early(engine: Any, plan: Any, wave: int) -> str | None:
+    """The plan split a vault's policy writes across days (Azure allows 50 per vault in 24 h)
+    and this wave's are due 24 h after an earlier wave ends: say so when that time has not come.
+    Not a refusal: running a wave by hand is the user's call; a vault whose policy Azure
+    refuses keeps its VMs where they are, and a later run moves them."""
+    from tasks.state.plans import get_wave
+
+    entry = next((w for w in (plan.summary or {}).get("waves", []) if w.get("wave") == wave),
+                 None)
+    due = (entry or {}).get("not_before")
+    if not due:
+        return None
+    earlier = get_wave(engine, plan.id, int(due["after_wave"]))
+    hours = float(due.get("hours", 24))
+    if earlier.finished_at is None:
+        return (f"wave {wave} is planned for {hours:g} h after wave {due['after_wave']} ends "
+                f"(Azure allows 50 policy writes per vault a day), and wave "
+                f"{due['after_wave']} has not finished: some target policies may be refused; "
+                "their VMs are skipped and moved by a later run")
+    ready_at = earlier.finished_at + pd.Timedelta(hours=hours)
+    if datetime.now(UTC) < ready_at:
+        return (f"wave {wave} is planned for {hours:g} h after wave {due['after_wave']} ended "
+                f"({earlier.finished_at:%Y-%m-%d %H:%M} UTC), i.e. from "
+                f"{ready_at:%Y-%m-%d %H:%M} UTC (Azure allows 50 policy writes per vault a "
+                "day): some target policies may be refused until then; their VMs are skipped "
+                "and moved by a later run")
+    return None
 
 
 def _policies(engine: Any, plan_id: str) -> pd.DataFrame:

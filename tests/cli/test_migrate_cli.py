@@ -79,3 +79,23 @@ def test_rollback_needs_a_wave_or_vms(store):
     proc = _cli(url, "rollback", "--plan", plan.id)
     assert proc.returncode == 2 and no_traceback(proc)
     assert "--wave" in proc.stderr and "--vm" in proc.stderr
+
+
+def test_a_wave_planned_a_day_later_says_when_its_policies_can_be_written(tmp_path):
+    from flows.migrate import too_early
+    from tasks.state.plans import set_wave_status
+
+    engine = open_store(f"sqlite:///{tmp_path}/state.db")
+    assessment = AssessmentRecord.new({"cloud": "public"}, now=datetime.now(UTC))
+    save_assessment(engine, assessment, scored_frame(3))
+    vms, policies = plan_frames(6, (1, 2))
+    plan = PlanRecord.new(assessment.id)
+    plan.summary = {"waves": [{"wave": 1, "not_before": None},
+                              {"wave": 2, "not_before": {"after_wave": 1, "hours": 24}}]}
+    save_plan(engine, plan, vms, policies)
+    assert too_early(engine, plan, 1) is None
+    assert "wave 1 has not finished" in too_early(engine, plan, 2)
+    set_wave_status(engine, plan.id, 1, "done")
+    note = too_early(engine, plan, 2)
+    assert "24 h after wave 1 ended" in note and "skipped and moved by a later run" in note
+    engine.dispose()
