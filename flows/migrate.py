@@ -13,7 +13,10 @@ Without ``execute`` nothing is written anywhere: the dry run reads the plan, the
 
 from __future__ import annotations
 
+import contextvars
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -28,6 +31,8 @@ from tasks.settings import Settings
 from .progress import Progress
 
 VAULTS_PER_TASK = 5
+POLICY_WORKERS = 8
+POLICY_PATIENCE_S = 60.0
 PROGRESS_KEY = "ccmigrate-wave-progress"
 
 
@@ -334,30 +339,49 @@ def _ensure_targets(access: Any, to_move: pd.DataFrame, logger: Any,
     from tasks.migration.move import WaveStop
     from tasks.migration.policies import PolicyConflictError, crash_clone_body, ensure_policy
 
-    failed: dict[str, tuple[str, str]] = {}
     pairs = to_move[["vault_id", "source_policy", "target_policy"]].drop_duplicates()
-    for row in pairs.itertuples(index=False):
+
+    def ensure(row: Any, ref: Any) -> Any:
+        # Throttling beyond the retry policy is waited out (up to a minute), not a reason to
+        # keep a whole vault's VMs back.
+        delay, waited = 1.0, 0.0
+        while True:
+            try:
+                source = backup.get_policy(access.backup(ref.subscription_id), ref,
+                                           row.source_policy)
+                return ensure_policy(access, row.vault_id, row.target_policy,
+                                     crash_clone_body(source))
+            except AzureError as err:
+                if err.status != 429 or waited >= POLICY_PATIENCE_S:
+                    raise
+            time.sleep(delay)
+            waited, delay = waited + delay, min(delay * 2, 15.0)
+
+    def one(row: Any) -> tuple[str, tuple[str, str] | None]:
         ref = backup.vault_ref(row.vault_id)
-        if row.vault_id.lower() in failed:
-            continue
         try:
-            source = backup.get_policy(access.backup(ref.subscription_id), ref,
-                                       row.source_policy)
-            result = ensure_policy(access, row.vault_id, row.target_policy,
-                                   crash_clone_body(source))
+            result = ensure(row, ref)
         except PolicyConflictError as err:
-            failed[row.vault_id.lower()] = ("POLICY_CONFLICT", str(err))
+            return row.vault_id.lower(), ("POLICY_CONFLICT", str(err))
         except AzureError as err:
             if err.status == 403 and err.code == "AuthorizationFailed":
                 raise WaveStop(str(err), status=403, code=err.code) from err
             code = err.code if err.code in ("ResourceGuardOperationRequestsMissing",) \
                 else "POLICY_UNAVAILABLE"
-            failed[row.vault_id.lower()] = (code, f"policy {row.target_policy} in vault "
-                                                  f"{ref.vault} could not be made: {err}")
-        else:
-            logger.info(f"policy {row.target_policy} in vault {ref.vault}: {result.outcome}")
-            continue
-        logger.warning(failed[row.vault_id.lower()][1])
+            return row.vault_id.lower(), (code, f"policy {row.target_policy} in vault "
+                                                f"{ref.vault} could not be made: {err}")
+        logger.info(f"policy {row.target_policy} in vault {ref.vault}: {result.outcome}")
+        return row.vault_id.lower(), None
+
+    # Vaults side by side: each policy write waits about a second for its operation.
+    failed: dict[str, tuple[str, str]] = {}
+    rows = list(pairs.itertuples(index=False))
+    with ThreadPoolExecutor(max_workers=POLICY_WORKERS, thread_name_prefix="policy") as pool:
+        for vault_key, problem in pool.map(
+                lambda r: contextvars.copy_context().run(one, r), rows):
+            if problem and vault_key not in failed:
+                failed[vault_key] = problem
+                logger.warning(problem[1])
     return failed
 
 

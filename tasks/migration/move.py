@@ -193,24 +193,28 @@ class Mover:
         except _Failure as failure:
             return self.roll_back(vm, started=started, code=failure.code,
                                   message=failure.message, job_ids=failure.job_ids)
+        except AzureError as err:  # could not follow or verify the change: undo it
+            return self.roll_back(vm, started=started, code=err.code or "VERIFY_FAILED",
+                                  message=str(err))
         self.journal.finish(vm.vm_key, "done")
         return self._outcome(vm, "done", started, job_ids=job_ids)
 
     def _follow(self, vm: VmPlan, client: Any, vault: Any, ref: Any, operation: Any) -> list[str]:
         """Wait for the change, verify it; raise ``_Failure`` for anything short of success."""
         timeout = self.cfg.irreversible_timeout if vm.irreversible else self.cfg.timeout
-        status = self._wait_started(client, ref, operation, timeout)
+        status, item = self._wait_started(client, ref, operation, timeout)
         job_id = ((status.get("properties") or {}).get("jobId")) or None
         job_ids = [job_id] if job_id else []
         if status.get("status") != "Succeeded":
             error = status.get("error") or {}
             self._step(vm.vm_key, "operation_done", job_id=job_id,
-                              error_code=error.get("code"), error_message=error.get("message"))
+                       error_code=error.get("code"), error_message=error.get("message"))
             raise _Failure(error.get("code") or "OPERATION_FAILED",
                            error.get("message") or f"the change ended {status.get('status')}",
                            job_ids)
         self._step(vm.vm_key, "operation_done", job_id=job_id)
-        item = self._item_or_none(client, ref)
+        if item is None or not item.get("properties"):  # the poller's final read is the proof
+            item = self._item_or_none(client, ref)
         if item is None or not _same(item["properties"].get("policyId"), vm.target_policy_id):
             raise _Failure("NOT_ON_TARGET", "the change succeeded but the item does not name "
                            "the target policy", job_ids)
@@ -243,7 +247,8 @@ class Mover:
                          timeout: float) -> dict:
         deadline = time.monotonic() + timeout
         while True:
-            for job in backup.list_jobs(client, vault, "operation eq 'Backup'"):
+            for job in self._read(lambda: backup.list_jobs(client, vault,
+                                                           "operation eq 'Backup'")):
                 props = job.get("properties") or {}
                 start = _parse_time(props.get("startTime"))
                 if str(props.get("entityFriendlyName", "")).lower() == vm.vm_name.lower() \
@@ -307,7 +312,7 @@ class Mover:
                 operation = backup.set_item_policy(client, ref, vm.vm_id, back_to)
                 self._step(vm.vm_key, "rollback_put_sent",
                                   operation_id=operation.operation_id)
-                status = self._wait_started(client, ref, operation, self.cfg.timeout)
+                status, _ = self._wait_started(client, ref, operation, self.cfg.timeout)
                 job_id = (status.get("properties") or {}).get("jobId")
                 if job_id:
                     job_ids.append(job_id)
@@ -341,7 +346,8 @@ class Mover:
     def _ensure_rollback_policy(self, vm: VmPlan, client: Any, vault: Any,
                                 back_to: str) -> None:
         """The Enhanced app-consistent clone of a Standard source, created when first needed."""
-        source = backup.get_policy(client, vault, _name(vm.source_policy_id))
+        source = self._read(lambda: backup.get_policy(client, vault,
+                                                      _name(vm.source_policy_id)))
         result = ensure_policy(self.access, vm.vault_id, _name(back_to), app_clone_body(source))
         self._step(vm.vm_key, "rollback_intent",
                           detail={"rollback_policy": _name(back_to),
@@ -404,9 +410,23 @@ class Mover:
 
     # -- helpers ----------------------------------------------------------------------------
 
+    def _read(self, call: Callable[[], Any]) -> Any:
+        """A read once a VM's change is under way: throttling (a 429 the SDK's retries could not
+        absorb at this scale) is waited out up to the operation timeout, never a failure."""
+        deadline = time.monotonic() + self.cfg.timeout
+        delay = 1.0
+        while True:
+            try:
+                return call()
+            except AzureError as err:
+                if err.status != 429 or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
     def _item_or_none(self, client: Any, ref: Any) -> dict | None:
         try:
-            return backup.get_item(client, ref)
+            return self._read(lambda: backup.get_item(client, ref))
         except AzureError as err:
             if err.status == 404:
                 return None
@@ -419,27 +439,37 @@ class Mover:
             return None
         return (item or {}).get("properties", {}).get("policyId")
 
-    def _wait_started(self, client: Any, ref: Any, operation: Any, timeout: float) -> dict:
-        """Final status of an operation we started: the SDK poller (already polling in the
-        background, honouring Retry-After) waits, then one read gives the job id and error."""
+    def _wait_started(self, client: Any, ref: Any, operation: Any,
+                      timeout: float) -> tuple[dict, dict | None]:
+        """Final status of an operation we started, and the item as the poller last read it
+        (None when unknown). The SDK poller (already polling in the background, honouring
+        Retry-After) waits; one read then gives the job id and error. If the poller gave up
+        early (throttled beyond its retries), our own patient polling takes over."""
+        started = time.monotonic()
+        item: dict | None = None
         try:
-            operation.wait(timeout)
+            item = operation.wait(timeout)
         except AzureError as err:
             if not operation.operation_id:
-                return {"status": "Failed", "error": {"code": err.code, "message": str(err)}}
+                return {"status": "Failed", "error": {"code": err.code,
+                                                      "message": str(err)}}, None
         if not operation.operation_id:
-            return {"status": "Succeeded"}
-        status = backup.item_operation_status(client, ref, operation.operation_id)
+            return {"status": "Succeeded"}, item
+        status = self._read(lambda: backup.item_operation_status(client, ref,
+                                                                 operation.operation_id))
         if status.get("status") in ("InProgress", None):
-            raise _Failure("TIMEOUT", f"the change did not finish within {timeout:.0f} s "
-                           f"(operation {operation.operation_id})")
-        return status
+            left = timeout - (time.monotonic() - started)
+            if left <= 0:
+                raise _Failure("TIMEOUT", f"the change did not finish within {timeout:.0f} s "
+                               f"(operation {operation.operation_id})")
+            status, item = self._wait_operation(client, ref, operation.operation_id, left), None
+        return status, item
 
     def _wait_operation(self, client: Any, ref: Any, op_id: str, timeout: float) -> dict:
         """The final status of an operation found in the journal (after a crash: no poller)."""
         deadline = time.monotonic() + timeout
         while True:
-            status = backup.item_operation_status(client, ref, op_id)
+            status = self._read(lambda: backup.item_operation_status(client, ref, op_id))
             if status.get("status") not in ("InProgress", None):
                 return status
             if time.monotonic() >= deadline:
@@ -450,7 +480,7 @@ class Mover:
     def _wait_job(self, client: Any, vault: Any, job_id: str, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
         while True:
-            job = backup.get_job(client, vault, job_id)
+            job = self._read(lambda: backup.get_job(client, vault, job_id))
             if job["properties"].get("status") not in ("InProgress", "Cancelling", None):
                 return job
             if time.monotonic() >= deadline:

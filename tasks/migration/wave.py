@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import zip_longest
 
-from ..errors import InputError
+from ..errors import CcmigrateError, InputError
 from .move import VmOutcome, VmPlan, WaveStop
 
 
@@ -130,6 +130,11 @@ def run_vms(vms: Iterable[VmPlan], handle: Callable[[VmPlan], VmOutcome], gate: 
                 outcome = handle(vm)
             except WaveStop as err:  # the VM is journaled; no other VM may start
                 gate.halt(str(err))
+                return
+            except CcmigrateError as err:
+                # Unexpected for this VM (it stays in progress: a resume reconciles it from
+                # Azure). Stop starting others, let those in flight finish.
+                gate.halt(f"{vm.vm_name}: {err}")
                 return
         gate.record(outcome)
         with done:

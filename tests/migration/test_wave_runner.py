@@ -209,3 +209,27 @@ def test_verify_backup_waits_for_an_on_demand_backup_under_the_new_policy(world)
     assert len(entry["job_ids"]) == 2  # ConfigureBackup, then the on-demand Backup
     events = Journal(engine, plan_id).events(entry["vm_key"])
     assert "backup_verified" in set(events["step"])
+
+
+def test_throttling_beyond_the_retry_policy_skips_or_waits_but_never_fails_a_vm(world):
+    emu, settings, engine, plan_id, tmp = world
+    _faults(emu, fail_jobs_for=[], rate_429=0.2, retry_after_429=0)
+    settings = settings.model_copy(update={"throttles": settings.throttles.model_copy(
+        update={"http_retries": 0})})  # every 429 reaches our code
+    for _ in range(15):  # re-runs move what throttling left; nothing is ever a failure
+        outcome = run_wave(settings, plan_id, 2, execute=True, out_dir=tmp / "out",
+                           max_failures="0")
+        entries = Journal(engine, plan_id).entries(2)
+        assert outcome.halted_reason is None, entries[["status", "error_code",
+                                                       "error_message"]].to_string()
+        # A VM throttled before or at its PUT is left for a later run (skipped, or rolled
+        # back with THROTTLED: Azure refused the change, nothing to undo).
+        left = entries[entries["status"] != "done"]
+        assert set(left["status"]) <= {"skipped", "rolled_back"}, outcome.counts
+        assert set(left.loc[left["status"] == "rolled_back", "error_code"]) <= {"THROTTLED"}
+        if outcome.counts == {"done": 7}:
+            break
+    assert outcome.counts == {"done": 7}, left[["vm_name", "error_code",
+                                                "error_message"]].to_string()
+    codes = set(Journal(engine, plan_id).events()["detail"].astype(str))
+    assert any("THROTTLED" in c for c in codes)  # some VMs were left for a later run
