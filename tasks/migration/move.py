@@ -158,9 +158,10 @@ class Mover:
         vault = backup.vault_ref(vm.vault_id)
         ref = backup.item_ref(vm.item_id)
         try:
-            current = compute.get_vm(self.access.compute(vm.subscription_id), vm.vm_id)
+            current = self._read(lambda: compute.get_vm(self.access.compute(vm.subscription_id),
+                                                         vm.vm_id))
             item = self._item_or_none(client, ref)
-            jobs = backup.list_jobs(client, vault, "status eq 'InProgress'")
+            jobs = self._read(lambda: backup.list_jobs(client, vault, "status eq 'InProgress'"))
         except AzureError as err:
             code = "THROTTLED" if err.status == 429 else "UNREADABLE"
             self.journal.skip(vm.vm_key, f"could not read it before moving: {err}", code=code)
