@@ -4,14 +4,13 @@ per-VM Python) so two 100k-VM assessments compare in well under a second."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .safe_cells import safe_values
+from .readiness_csv import write_csv
 
 CRASH_CONSISTENT = "already_crash_consistent"
 # The order kinds are listed in a row's ``change`` cell and in every count.
@@ -204,9 +203,4 @@ def _ordered(counts: dict[str, Any]) -> dict[str, int]:
 def write_changes_csv(changes: pd.DataFrame, path: Path) -> Path:
     """``changes.csv``: header row, UTF-8, one row per changed VM in ``CHANGE_COLUMNS`` order;
     VM names come from Azure and may be hostile, so every cell is formula-safe."""
-    cells = [safe_values(changes[c].tolist()) for c in CHANGE_COLUMNS]
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(CHANGE_COLUMNS)
-        writer.writerows(zip(*cells, strict=True))
-    return path
+    return write_csv(changes[CHANGE_COLUMNS], path)
