@@ -52,6 +52,31 @@ def set_faults(world: World, req: Request) -> Response:
     return Response(200, world.faults.to_dict())
 
 
+def _merge(target: dict, patch: dict) -> None:
+    """JSON merge patch (RFC 7396): objects merge, ``null`` removes, anything else replaces."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
+@admin.route("POST", "/_emulator/resources", "admin")
+def change_resource(world: World, req: Request) -> Response:
+    """What someone changes out of band (a VM resized, a disk made shared, a tag added):
+    ``{"id": ARM id, "patch": JSON merge patch}``, visible to ARM and Resource Graph alike."""
+    body = req.body if isinstance(req.body, dict) else {}
+    resource = world.state.get(str(body.get("id", "")))
+    if resource is None or not isinstance(body.get("patch"), dict):
+        raise ArmError(404 if resource is None else 400, "InvalidResourceChange",
+                       "POST {\"id\": an existing resource id, \"patch\": {...}}.")
+    changed = json.loads(json.dumps(resource))
+    _merge(changed, body["patch"])
+    return Response(200, world.state.put(changed))
+
+
 @admin.route("GET", "/_emulator/stats", "admin")
 def stats(world: World, req: Request) -> Response:
     return Response(200, {"requests": dict(world.request_count)})

@@ -56,15 +56,25 @@ def _setting(settings: Settings, key: str, default: Any) -> Any:
 
 def move_config(settings: Settings, verify: str | None = None) -> Any:
     from tasks.migration.move import MoveConfig
-    from tasks.rules.engine import parse_opt_out_tag
 
-    tag = settings.rules.opt_out_tag
     return MoveConfig(poll_interval=settings.throttles.polling_interval,
                       timeout=settings.throttles.operation_timeout,
                       irreversible_timeout=float(_setting(settings, "irreversible_timeout_s",
                                                           14400)),
-                      verify=verify or _setting(settings, "verify", "job"),
-                      opt_out=parse_opt_out_tag(tag) if tag else None)
+                      verify=verify or _setting(settings, "verify", "job"))
+
+
+def rescorer_for(settings: Settings, access: Any, plan: Any) -> Any:
+    """The re-scoring each VM gets right before it moves: the rule pack and overrides of the
+    settings this run uses (as ``ccmigrate assess`` would score now), and the warnings the plan
+    allowed."""
+    from tasks.migration.rescore import Rescorer
+    from tasks.rules.engine import load_pack
+
+    options = plan.options or {}
+    return Rescorer(access, settings, load_pack(settings.rules),
+                    allow_warnings=tuple(options.get("allow_warnings") or ()),
+                    include_standard=bool(options.get("include_standard")))
 
 
 def _vm_plans(frame: pd.DataFrame) -> list[Any]:
@@ -206,6 +216,7 @@ def _execute(settings: Settings, engine: Any, access: Any, plan: Any, wave: int,
     from tasks.state.plans import set_wave_status
 
     cfg = move_config(settings, verify)
+    rescorer = rescorer_for(settings, access, plan)
     throttles = settings.throttles
     lease = acquire_wave_lease(engine, plan.id, wave,
                                ttl_s=float(_setting(settings, "lease_ttl_s", 60)))
@@ -217,7 +228,7 @@ def _execute(settings: Settings, engine: Any, access: Any, plan: Any, wave: int,
         logger = get_run_logger()
         if lease.took_over_from is not None:
             logger.warning(f"took over the wave's lease from {lease.took_over_from}")
-        mover = Mover(access, journal, cfg, log=logger.info)
+        mover = Mover(access, journal, cfg, log=logger.info, rescorer=rescorer)
         set_wave_status(engine, plan_id, wave, "running")
         total = len(work["reconcile"]) + len(work["move"])
         artifact = create_progress_artifact(0.0, key=PROGRESS_KEY,

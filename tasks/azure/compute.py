@@ -1,5 +1,5 @@
-"""Compute reads the wave runner needs: the VM as ARM has it now (it re-checks a VM right before
-moving its backup, since the assessment may be hours or days old)."""
+"""Compute reads the wave runner needs: the VM and its managed disks as ARM has them now (it
+re-scores a VM right before moving its backup, since the assessment may be hours or days old)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,34 @@ from .backup import _plain
 from .errors import azure_call
 
 
-def get_vm(client, vm_id: str) -> dict | None:
-    """The VM as ARM returns it, or None when it no longer exists (404)."""
-    parts = vm_id.strip("/").split("/")
+def _rg_and_name(resource_id: str, kind: str, what: str) -> tuple[str, str]:
+    parts = resource_id.strip("/").split("/")
     lower = [p.lower() for p in parts]
     try:
-        rg = parts[lower.index("resourcegroups") + 1]
-        name = parts[lower.index("virtualmachines") + 1]
+        return parts[lower.index("resourcegroups") + 1], parts[lower.index(kind) + 1]
     except (ValueError, IndexError):
-        raise AzureError(f"'{vm_id}' is not a virtual machine id") from None
+        raise AzureError(f"'{resource_id}' is not a {what} id") from None
+
+
+def get_vm(client, vm_id: str) -> dict | None:
+    """The VM as ARM returns it, or None when it no longer exists (404)."""
+    rg, name = _rg_and_name(vm_id, "virtualmachines", "virtual machine")
     try:
         with azure_call(f"reading VM {name}"):
             return _plain(client.virtual_machines.get(rg, name))
+    except AzureError as err:
+        if err.status == 404:
+            return None
+        raise
+
+
+def get_disk(client, disk_id: str) -> dict | None:
+    """The managed disk as ARM returns it (sku, maxShares, dataAccessAuthMode, size), or None
+    when it no longer exists (404)."""
+    rg, name = _rg_and_name(disk_id, "disks", "managed disk")
+    try:
+        with azure_call(f"reading disk {name}"):
+            return _plain(client.disks.get(rg, name))
     except AzureError as err:
         if err.status == 404:
             return None

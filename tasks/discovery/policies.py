@@ -22,7 +22,8 @@ class PolicyFacts:
     requests: int = 0
 
 
-def _facts(policy: dict) -> dict:
+def policy_facts(policy: dict) -> dict:
+    """The facts the rules read from a policy (also used to re-score one VM before a move)."""
     props = policy.get("properties") or {}
     schedule = props.get("schedulePolicy") or {}
     return {
@@ -52,5 +53,5 @@ def read_policies(access, vault_ids: list[str], workers: int = 8) -> PolicyFacts
                 out.errors.append({"scope": vault_id, "error": error})
                 continue
             for policy in policies or []:
-                out.policies[policy["id"].lower()] = _facts(policy)
+                out.policies[policy["id"].lower()] = policy_facts(policy)
     return out

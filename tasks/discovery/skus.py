@@ -28,19 +28,28 @@ def _capability(sku, name: str) -> str | None:
     return None
 
 
+def list_sizes(access, subscription_id: str, location: str) -> list[tuple]:
+    """Rows of ``SKU_COLUMNS`` for one (subscription, location); raises ``AzureError``."""
+    with azure_call(f"listing VM sizes in {location} for subscription {subscription_id}"):
+        skus = access.compute(subscription_id).resource_skus.list(
+            filter=f"location eq '{location}'")
+        return [(subscription_id, location, s.name.lower(),
+                 (_capability(s, "PremiumIO") or "").lower() == "true")
+                for s in skus if s.resource_type == "virtualMachines" and s.name]
+
+
+def sku_frame(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=SKU_COLUMNS).drop_duplicates(
+        ["subscription_id", "location", "size_key"])
+
+
 def read_skus(access, pairs: set[tuple[str, str]], workers: int = 8) -> SkuFacts:
     """VM sizes per (subscription, location): ``premium_io`` True/False per size."""
     out = SkuFacts()
 
     def one(pair: tuple[str, str]) -> tuple[tuple[str, str], list[tuple], str | None]:
-        sub, location = pair
         try:
-            with azure_call(f"listing VM sizes in {location} for subscription {sub}"):
-                skus = access.compute(sub).resource_skus.list(filter=f"location eq '{location}'")
-                rows = [(sub, location, s.name.lower(),
-                         (_capability(s, "PremiumIO") or "").lower() == "true")
-                        for s in skus if s.resource_type == "virtualMachines" and s.name]
-            return pair, rows, None
+            return pair, list_sizes(access, *pair), None
         except AzureError as err:
             return pair, [], str(err)
 
@@ -52,6 +61,5 @@ def read_skus(access, pairs: set[tuple[str, str]], workers: int = 8) -> SkuFacts
                 out.errors.append({"scope": f"/subscriptions/{sub} ({location} VM sizes)",
                                    "error": error})
             rows.extend(got)
-    out.frame = pd.DataFrame(rows, columns=SKU_COLUMNS).drop_duplicates(
-        ["subscription_id", "location", "size_key"])
+    out.frame = sku_frame(rows)
     return out

@@ -4,8 +4,10 @@ and on any failure put the VM back on the policy it came from, journaled at ever
 The invariant (issue 5): at every moment the VM is protected by its original policy or by its
 target policy, and the journal says which. Hence the order of things:
 
-1. *Look* (``live_checks``): the VM, its protected item and the vault's running jobs, through
-   ARM, now. Anything off is a skip with the reason; nothing is written to Azure.
+1. *Look* (``live_checks``, ``rescore``): the VM, its protected item and the vault's running
+   jobs through ARM, now; then the VM's disks, source policy and region sizes, and the VM
+   re-scored by the rule engine. Anything off is a skip with the reason; nothing is written to
+   Azure.
 2. *Intent*: the journal row goes ``in_progress``/``intent`` (committed) before the PUT.
 3. *PUT* the item with the target policy. If Azure refuses it (Resource Guard, a lock, a bad
    policy), nothing changed: the VM is finished ``rolled_back`` with Azure's error.
@@ -57,7 +59,6 @@ class MoveConfig:
     timeout: float = 1800.0
     irreversible_timeout: float = 14400.0  # the move to Enhanced can take hours (docs)
     verify: str = "job"  # "job": the ConfigureBackup job; "backup": also an on-demand backup
-    opt_out: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class VmPlan:
     target_policy_id: str
     rollback_policy_id: str  # the source for reversible VMs; an Enhanced clone for V1 ones
     irreversible: bool = False
+    planned_warnings: str = ""  # the warnings the plan accepted for it (rule ids, ";"-joined)
 
     @classmethod
     def from_row(cls, row: Any) -> VmPlan:
@@ -85,7 +87,8 @@ class VmPlan:
                    target_policy_id=base + row.target_policy,
                    rollback_policy_id=(row.source_policy_id if not bool(row.irreversible)
                                        else base + row.rollback_policy),
-                   irreversible=bool(row.irreversible))
+                   irreversible=bool(row.irreversible),
+                   planned_warnings=str(getattr(row, "warnings", "") or ""))
 
 
 @dataclass
@@ -135,8 +138,9 @@ class Mover:
     ever handled by one thread)."""
 
     def __init__(self, access: Any, journal: Any, config: MoveConfig,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, rescorer: Any = None) -> None:
         self.access, self.journal, self.cfg = access, journal, config
+        self.rescorer = rescorer  # a ``rescore.Rescorer``; None only where no VM moves
         self.log = log or (lambda _line: None)
         self._last: dict[str, str] = {}  # vm_key -> the last step journaled
 
@@ -169,8 +173,20 @@ class Mover:
                                  throttled=err.status == 429)
         reason = live_checks.skip_reason(
             current, item, jobs, vm_name=vm.vm_name, item_id=vm.item_id,
-            source_policy_id=vm.source_policy_id, target_policy_id=vm.target_policy_id,
-            opt_out=self.cfg.opt_out)
+            source_policy_id=vm.source_policy_id, target_policy_id=vm.target_policy_id)
+        on_target = item is not None and _same(item["properties"].get("policyId"),
+                                               vm.target_policy_id)
+        if reason is None and not on_target and self.rescorer is not None:
+            try:
+                reason = self.rescorer.verdict(
+                    current, item, vault_id=vm.vault_id, planned_warnings=vm.planned_warnings,
+                    irreversible=vm.irreversible, read=self._read)
+            except AzureError as err:
+                code = "THROTTLED" if err.status == 429 else "UNREADABLE"
+                self.journal.skip(vm.vm_key, f"could not re-score it before moving: {err}",
+                                  code=code)
+                return self._outcome(vm, "skipped", started, code=code, message=str(err),
+                                     throttled=err.status == 429)
         if reason:
             self.journal.skip(vm.vm_key, reason[1], code=reason[0])
             return self._outcome(vm, "skipped", started, code=reason[0], message=reason[1])
@@ -178,7 +194,7 @@ class Mover:
         self.journal.begin(vm.vm_key, original_policy_id=vm.source_policy_id,
                            target_policy_id=vm.target_policy_id)
         self._last[vm.vm_key] = "intent"
-        if _same(item["properties"].get("policyId"), vm.target_policy_id):
+        if on_target:
             # Moved already (by hand, or by a run whose journal was lost): verify and keep.
             self._step(vm.vm_key, "verified",
                               detail={"note": "the item was already on the target policy"})
