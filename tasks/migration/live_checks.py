@@ -15,19 +15,18 @@ from typing import Any
 HEALTHY_STATES = ("Protected", "IRPending")
 
 
+def acts_on(job: dict, vm_name: str, item_id: str) -> bool:
+    """Whether a job (from a vault's job list) acts on this VM."""
+    props = job.get("properties") or {}
+    entity = str(props.get("entityFriendlyName") or "").lower()
+    bag = (props.get("extendedInfo") or {}).get("propertyBag") or {}
+    return entity == vm_name.lower() or str(bag.get("itemId", "")).lower() == item_id.lower()
+
+
 def running_jobs(jobs: list[dict], vm_name: str, item_id: str) -> list[dict]:
     """The in-progress jobs (from a vault's job list) that act on this VM."""
-    name = vm_name.lower()
-    out = []
-    for job in jobs:
-        props = job.get("properties") or {}
-        if props.get("status") not in ("InProgress", "Cancelling"):
-            continue
-        entity = str(props.get("entityFriendlyName") or "").lower()
-        bag = (props.get("extendedInfo") or {}).get("propertyBag") or {}
-        if entity == name or str(bag.get("itemId", "")).lower() == item_id.lower():
-            out.append(job)
-    return out
+    return [j for j in jobs if (j.get("properties") or {}).get("status")
+            in ("InProgress", "Cancelling") and acts_on(j, vm_name, item_id)]
 
 
 def skip_reason(vm: dict | None, item: dict | None, jobs: list[dict], *, vm_name: str,

@@ -40,6 +40,8 @@ from .policies import app_clone_body, ensure_policy
 
 DONE_JOB_STATES = ("Completed", "CompletedWithWarnings")
 STEP_RANK = {step: rank for rank, step in enumerate(STEPS)}
+# Clock skew allowed between us and Azure when matching a job to a journal intent.
+UNJOURNALED_MARGIN = timedelta(minutes=2)
 # Journal codes a later run may retry: nothing is wrong with the VM itself (throttling, a
 # stopped runner, a job or lock on the item, a Resource Guard approval still missing).
 RETRYABLE_CODES = ("THROTTLED", "INTERRUPTED", "JOB_RUNNING", "UNREADABLE",
@@ -388,6 +390,13 @@ class Mover:
                 return self.roll_back(vm, started=started, code="INTERRUPTED",
                                       message=f"after the runner stopped: {failure}",
                                       job_ids=list(entry.job_ids))
+        found_jobs: list[str] = []
+        if entry.step == "intent":  # the PUT may have reached Azure before it was journaled
+            try:
+                found_jobs = self._settle_unjournaled(vm, client, vault, entry.started_at)
+            except (_Failure, AzureError) as failure:
+                return self.roll_back(vm, started=started, code="INTERRUPTED",
+                                      message=f"after the runner stopped: {failure}")
         now_on = self._policy_now(client, ref)
         if entry.step.startswith("rollback"):
             return self.roll_back(vm, started=started, code=entry.error_code or "INTERRUPTED",
@@ -398,11 +407,12 @@ class Mover:
             return self._outcome(vm, "done", started, job_ids=list(entry.job_ids))
         if _same(now_on, vm.target_policy_id):
             try:
-                job_ids = list(entry.job_ids)
-                job_id = (status.get("properties") or {}).get("jobId")
-                if job_id and job_id not in job_ids:
+                job_ids = list(entry.job_ids) or found_jobs
+                job_id = (status.get("properties") or {}).get("jobId") or (
+                    found_jobs[-1] if found_jobs and entry.step == "intent" else None)
+                if job_id and (job_id not in job_ids or entry.step == "intent"):
                     self._step(vm.vm_key, "operation_done", job_id=job_id)
-                    job_ids.append(job_id)
+                    job_ids = list(dict.fromkeys([*job_ids, job_id]))
                 for jid in job_ids[-1:]:
                     job = self._wait_job(client, vault, jid, self.cfg.timeout)
                     if job["properties"].get("status") not in DONE_JOB_STATES:
@@ -416,14 +426,31 @@ class Mover:
             return self._outcome(vm, "done", started, job_ids=list(entry.job_ids))
         if entry.step == "intent" and _same(now_on, vm.source_policy_id):
             self.journal.finish(vm.vm_key, "rolled_back", error_code="INTERRUPTED",
-                                error_message="the runner stopped before the change reached "
-                                "Azure", rollback_outcome="nothing to undo: Azure kept the "
-                                "original policy")
+                                error_message="the runner stopped before the change was "
+                                "journaled as sent", rollback_outcome="nothing to undo: Azure "
+                                "kept the original policy")
             return self._outcome(vm, "rolled_back", started, code="INTERRUPTED",
                                  rollback="nothing to undo")
         return self.roll_back(vm, started=started, code="INTERRUPTED",
                               message="the runner stopped before the change was verified",
                               job_ids=list(entry.job_ids))
+
+    def _settle_unjournaled(self, vm: VmPlan, client: Any, vault: Any,
+                            since: datetime | None) -> list[str]:
+        """A runner killed between its PUT and journaling ``put_sent`` leaves a change Azure
+        may still be applying (the item names the old policy until it is done). Wait for the
+        VM's ConfigureBackup jobs started since the intent, so the policy read next is final;
+        their ids, oldest first."""
+        since = (since or _now()) - UNJOURNALED_MARGIN
+        jobs = [j for j in self._read(lambda: backup.list_jobs(
+                    client, vault, "operation eq 'ConfigureBackup'"))
+                if live_checks.acts_on(j, vm.vm_name, vm.item_id)
+                and (_parse_time((j.get("properties") or {}).get("startTime")) or since) >= since]
+        jobs.sort(key=lambda j: str((j.get("properties") or {}).get("startTime") or ""))
+        for job in jobs:
+            if (job.get("properties") or {}).get("status") in ("InProgress", "Cancelling"):
+                self._wait_job(client, vault, job["name"], self.cfg.timeout)
+        return [j["name"] for j in jobs]
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -18,6 +18,9 @@ from tests.migration.test_wave_runner import world  # noqa: F401  (the fixture)
 # step the runner reached -> where Azure is -> the expected end
 CASES = [
     ("intent", "source", "rolled_back", "source"),
+    # killed after the PUT reached Azure but before put_sent was journaled: the change is
+    # still being applied (the item names the old policy until it is done)
+    ("intent", "in_flight", "done", "target"),
     ("put_sent", "target", "done", "target"),
     ("put_sent", "source", "rolled_back", "source"),
     ("operation_done", "target", "done", "target"),
@@ -60,6 +63,10 @@ def test_a_vm_stopped_at_each_step_is_finished_from_azure(world, step, azure,  #
                   target_policy_id=vm.target_policy_id)
     if azure == "target" or step.startswith("rollback"):  # the forward change reached Azure
         backup.set_item_policy(client, ref, vm.vm_id, made.policy["id"]).wait(30)
+    if azure == "in_flight":
+        backup.set_item_policy(client, ref, vm.vm_id, made.policy["id"])
+        assert backup.get_item(client, ref)["properties"]["policyId"].lower() == \
+            vm.source_policy_id.lower()
     if step.startswith("rollback") and azure == "source":  # and so did the rollback
         backup.set_item_policy(client, ref, vm.vm_id, vm.source_policy_id).wait(30)
     for reached in JOURNALED[step]:
