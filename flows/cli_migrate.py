@@ -143,15 +143,22 @@ def _print_dry_run(outcome) -> None:
     vms = actions[actions["what"] == "vm"]
     policies = actions[actions["what"] == "policy"]
     typer.echo(f"Dry run of plan {outcome.plan_id} wave {outcome.wave}: nothing was changed.")
-    typer.echo(f"  Would move {len(vms)} VM(s); {outcome.counts['reconcile']} in flight to "
-               f"reconcile; {outcome.counts['finished']} already finished; "
+    moving = vms[vms["would"] == "move"]
+    skipping = vms[vms["would"] == "skip"]
+    typer.echo(f"  Would move {len(moving)} VM(s); skip {len(skipping)} (as they are now); "
+               f"{outcome.counts['reconcile']} in flight to reconcile; "
+               f"{outcome.counts['finished']} already finished; "
                f"{outcome.counts['attention']} need attention (rollback failed)")
     for row in policies.itertuples(index=False):
         typer.echo(f"  policy {row.target_policy} in vault {row.vault}: {row.action}")
-    for row in vms.head(20).itertuples(index=False):
+    for row in moving.head(20).itertuples(index=False):
         typer.echo(f"  {row.vm_name}: {row.source_policy} -> {row.target_policy}")
-    if len(vms) > 20:
-        typer.echo(f"  ... and {len(vms) - 20} more")
+    if len(moving) > 20:
+        typer.echo(f"  ... and {len(moving) - 20} more")
+    for row in skipping.head(20).itertuples(index=False):
+        typer.secho(f"  {row.vm_name}: {row.action}", fg="yellow")
+    if len(skipping) > 20:
+        typer.echo(f"  ... and {len(skipping) - 20} more skipped")
     for name, path in outcome.files.items():
         typer.echo(f"  {name}: {path}")
     typer.echo("Run again with --execute to make these changes.")

@@ -102,8 +102,11 @@ def sort_work(vms: pd.DataFrame, journal: pd.DataFrame) -> dict[str, pd.DataFram
     }
 
 
-def dry_run_actions(access: Any, vms: pd.DataFrame, policies: pd.DataFrame) -> pd.DataFrame:
-    """What ``--execute`` would do, per VM and per policy, from read-only calls."""
+def dry_run_actions(access: Any, vms: pd.DataFrame, policies: pd.DataFrame,
+                    look: Any = None, workers: int = 8) -> pd.DataFrame:
+    """What ``--execute`` would do, per VM and per policy, from read-only calls. With ``look``
+    (``Mover.look``) each VM also gets the last look a real run gives it, so a VM changed
+    since the plan shows as skipped, with the reason, before anything runs."""
     from tasks.azure import backup
 
     rows = []
@@ -119,16 +122,26 @@ def dry_run_actions(access: Any, vms: pd.DataFrame, policies: pd.DataFrame) -> p
                      f"{', '.join(sorted(set(group['source_policy'])))})"
         rows.append({"what": "policy", "vault": ref.vault, "vm_name": "", "vm_id": "",
                      "source_policy": ", ".join(sorted(set(group["source_policy"]))),
-                     "target_policy": name, "action": action})
-    for row in vms.itertuples(index=False):
+                     "target_policy": name, "action": action, "would": "write"})
+    plans = _vm_plans(vms)
+    if look is not None and plans:
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="look") as pool:
+            seen = list(pool.map(lambda vm: contextvars.copy_context().run(look, vm), plans))
+    else:
+        seen = [None] * len(plans)
+    for row, found in zip(vms.itertuples(index=False), seen, strict=True):
         note = " (irreversible: Standard -> Enhanced)" if bool(row.irreversible) else ""
+        would, action = "move", (f"re-point its protected item{note}, follow ConfigureBackup, "
+                                 "verify; roll back on failure")
+        if found is not None and found.skip:
+            would, action = "skip", f"leave it where it is ({found.skip[0]}): {found.skip[1]}"
+        elif found is not None and found.on_target:
+            would, action = "keep", "already on the target policy: journal it done"
         rows.append({"what": "vm", "vault": row.vault, "vm_name": row.vm_name,
                      "vm_id": row.vm_id, "source_policy": row.source_policy,
-                     "target_policy": row.target_policy,
-                     "action": f"re-point its protected item{note}, follow ConfigureBackup, "
-                               "verify; roll back on failure"})
+                     "target_policy": row.target_policy, "action": action, "would": would})
     return pd.DataFrame(rows, columns=["what", "vault", "vm_name", "vm_id", "source_policy",
-                                       "target_policy", "action"])
+                                       "target_policy", "would", "action"])
 
 
 def run_wave(settings: Settings, plan_ref: str, wave: int, *, execute: bool, out_dir: Path,
@@ -151,7 +164,12 @@ def run_wave(settings: Settings, plan_ref: str, wave: int, *, execute: bool, out
     out_dir.mkdir(parents=True, exist_ok=True)
     access = AzureAccess(settings)
     if not execute:
-        actions = dry_run_actions(access, work["move"], _policies(engine, plan.id))
+        from tasks.migration.move import Mover
+
+        looker = Mover(access, None, move_config(settings, verify),
+                       rescorer=rescorer_for(settings, access, plan))
+        actions = dry_run_actions(access, work["move"], _policies(engine, plan.id),
+                                  look=looker.look, workers=settings.throttles.max_parallel)
         from reports.readiness_csv import write_csv
 
         path = write_csv(actions, out_dir / f"wave-{wave}-dry-run.csv")

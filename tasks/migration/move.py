@@ -127,6 +127,23 @@ def _name(policy_id: str) -> str:
     return policy_id.rstrip("/").rsplit("/", 1)[-1]
 
 
+@dataclass(frozen=True)
+class Look:
+    """What the last look found: ``skip`` is ``(code, reason)`` when the VM must stay where
+    it is; ``on_target`` when its item already names the target policy."""
+
+    skip: tuple[str, str] | None
+    item: dict | None = None
+    on_target: bool = False
+    throttled: bool = False
+    error: str | None = None
+
+
+def _unreadable(err: AzureError) -> tuple[str, str]:
+    return ("THROTTLED" if err.status == 429 else "UNREADABLE",
+            f"could not read it before moving: {err}")
+
+
 class _Failure(Exception):
     """A step after the PUT failed: roll back with this code and message."""
 
@@ -158,8 +175,8 @@ class Mover:
 
     # -- the forward move ------------------------------------------------------------------
 
-    def move(self, vm: VmPlan) -> VmOutcome:
-        started = _now()
+    def look(self, vm: VmPlan) -> Look:
+        """The last look before moving, read-only (the dry run shows the same verdicts)."""
         client = self.access.backup(vm.subscription_id)
         vault = backup.vault_ref(vm.vault_id)
         ref = backup.item_ref(vm.item_id)
@@ -169,10 +186,8 @@ class Mover:
             item = self._item_or_none(client, ref)
             jobs = self._read(lambda: backup.list_jobs(client, vault, "status eq 'InProgress'"))
         except AzureError as err:
-            code = "THROTTLED" if err.status == 429 else "UNREADABLE"
-            self.journal.skip(vm.vm_key, f"could not read it before moving: {err}", code=code)
-            return self._outcome(vm, "skipped", started, code=code, message=str(err),
-                                 throttled=err.status == 429)
+            return Look(_unreadable(err), item=None, throttled=err.status == 429,
+                        error=str(err))
         reason = live_checks.skip_reason(
             current, item, jobs, vm_name=vm.vm_name, item_id=vm.item_id,
             source_policy_id=vm.source_policy_id, target_policy_id=vm.target_policy_id)
@@ -184,19 +199,26 @@ class Mover:
                     current, item, vault_id=vm.vault_id, planned_warnings=vm.planned_warnings,
                     irreversible=vm.irreversible, read=self._read)
             except AzureError as err:
-                code = "THROTTLED" if err.status == 429 else "UNREADABLE"
-                self.journal.skip(vm.vm_key, f"could not re-score it before moving: {err}",
-                                  code=code)
-                return self._outcome(vm, "skipped", started, code=code, message=str(err),
-                                     throttled=err.status == 429)
-        if reason:
-            self.journal.skip(vm.vm_key, reason[1], code=reason[0])
-            return self._outcome(vm, "skipped", started, code=reason[0], message=reason[1])
+                return Look((_unreadable(err)[0], f"could not re-score it before moving: {err}"),
+                            item=None, throttled=err.status == 429, error=str(err))
+        return Look(reason, item=item, on_target=on_target and reason is None)
+
+    def move(self, vm: VmPlan) -> VmOutcome:
+        started = _now()
+        client = self.access.backup(vm.subscription_id)
+        vault = backup.vault_ref(vm.vault_id)
+        ref = backup.item_ref(vm.item_id)
+        seen = self.look(vm)
+        if seen.skip:
+            code, reason = seen.skip
+            self.journal.skip(vm.vm_key, reason, code=code)
+            return self._outcome(vm, "skipped", started, code=code,
+                                 message=seen.error or reason, throttled=seen.throttled)
 
         self.journal.begin(vm.vm_key, original_policy_id=vm.source_policy_id,
                            target_policy_id=vm.target_policy_id)
         self._last[vm.vm_key] = "intent"
-        if on_target:
+        if seen.on_target:
             # Moved already (by hand, or by a run whose journal was lost): verify and keep.
             self._step(vm.vm_key, "verified",
                               detail={"note": "the item was already on the target policy"})

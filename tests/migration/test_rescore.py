@@ -180,6 +180,15 @@ def test_vms_changed_since_the_plan_are_left_where_they_are_and_the_rest_move(pr
         _change(emu, vms[cached]["id"], {"tags": {"backup-consistency": "application"}})
         before = _policies_now(emu)
 
+        # The dry run gives the same verdicts, and changes nothing.
+        state = emu.state()
+        dry = run_wave(settings, plan_id, 1, execute=False, out_dir=tmp_path / "dry")
+        assert emu.state() == state
+        vm_rows = dry.actions[dry.actions["what"] == "vm"].set_index("vm_name")
+        assert set(vm_rows.index[vm_rows["would"] == "skip"]) == {resized, shared, cached}
+        assert "SIZE_NOT_PREMIUM_CAPABLE" in vm_rows.loc[resized, "action"]
+        assert vm_rows.loc[accepted, "would"] == "move"
+
         result = run_wave(settings, plan_id, 1, execute=True, out_dir=tmp_path / "out")
 
         entries = Journal(engine, plan_id).entries(1).set_index("vm_name")
