@@ -17,26 +17,24 @@ def _rg_and_name(resource_id: str, kind: str, what: str) -> tuple[str, str]:
         raise AzureError(f"'{resource_id}' is not a {what} id") from None
 
 
-def get_vm(client, vm_id: str) -> dict | None:
-    """The VM as ARM returns it, or None when it no longer exists (404)."""
-    rg, name = _rg_and_name(vm_id, "virtualmachines", "virtual machine")
+def _get(resource_id: str, kind: str, what: str, fetch) -> dict | None:
+    """``fetch(rg, name)`` as a plain dict, or None when the resource no longer exists (404)."""
+    rg, name = _rg_and_name(resource_id, kind, what)
     try:
-        with azure_call(f"reading VM {name}"):
-            return _plain(client.virtual_machines.get(rg, name))
+        with azure_call(f"reading {what} {name}"):
+            return _plain(fetch(rg, name))
     except AzureError as err:
         if err.status == 404:
             return None
         raise
+
+
+def get_vm(client, vm_id: str) -> dict | None:
+    """The VM as ARM returns it, or None when it no longer exists."""
+    return _get(vm_id, "virtualmachines", "VM", client.virtual_machines.get)
 
 
 def get_disk(client, disk_id: str) -> dict | None:
     """The managed disk as ARM returns it (sku, maxShares, dataAccessAuthMode, size), or None
-    when it no longer exists (404)."""
-    rg, name = _rg_and_name(disk_id, "disks", "managed disk")
-    try:
-        with azure_call(f"reading disk {name}"):
-            return _plain(client.disks.get(rg, name))
-    except AzureError as err:
-        if err.status == 404:
-            return None
-        raise
+    when it no longer exists."""
+    return _get(disk_id, "disks", "disk", client.disks.get)

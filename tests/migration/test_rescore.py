@@ -23,9 +23,9 @@ from tasks.rules.engine import load_pack
 from tasks.settings import load_settings
 from tasks.state.db import open_store
 from tasks.state.journal import Journal
-from tasks.state.plans import PlanRecord, save_plan
 from tests.assess.cases import build
 from tests.fleets import small_fleet
+from tests.migration.test_wave_runner import _plan
 
 
 def _ids(text: str) -> set[str]:
@@ -135,24 +135,6 @@ def _policies_now(emu: Emulator) -> dict[str, str]:
             for r in emu.state()["resources"] if r["type"].lower().endswith("/protecteditems")}
 
 
-def _plan(engine, scored: pd.DataFrame, assessment_id: str, options: dict) -> str:
-    ready = scored[scored["readiness"] == "ready"].sort_values("vm_name").reset_index(drop=True)
-    frame = pd.DataFrame({
-        "wave": 1, "vm_id": ready["vm_id"], "vm_name": ready["vm_name"],
-        "subscription_id": ready["subscription_id"], "vault_id": ready["vault_id"],
-        "vault": ready["vault"], "item_id": ready["item_id"],
-        "source_policy_id": ready["policy_id"], "source_policy": ready["policy_name"],
-        "target_policy": ready["target_policy"], "irreversible": False,
-        "rollback_policy": ready["policy_name"], "readiness": ready["readiness"],
-        "warnings": ready["warnings"]})
-    policies = frame[["vault_id", "vault", "target_policy", "source_policy_id",
-                      "source_policy"]].drop_duplicates().rename(
-        columns={"target_policy": "policy_name"}).assign(kind="crash_clone", first_wave=1)
-    record = PlanRecord.new(assessment_id, options)
-    save_plan(engine, record, frame, policies)
-    return record.id
-
-
 def test_vms_changed_since_the_plan_are_left_where_they_are_and_the_rest_move(prefect_api,
                                                                             tmp_path):
     fleet = small_fleet(vms_per_sub=3)
@@ -162,7 +144,7 @@ def test_vms_changed_since_the_plan_are_left_where_they_are_and_the_rest_move(pr
             "throttles.polling_interval": 0.05}), emu.connection_info())
         outcome = run_assessment(settings, tmp_path / "assess")
         engine = open_store(settings.state_store_url(), synchronous="FULL")
-        plan_id = _plan(engine, outcome.scored, outcome.assessment_id,
+        plan_id = _plan(engine, outcome.scored, outcome.assessment_id, [1],
                         {"allow_warnings": ["HOST_CACHING_READWRITE"]})
         vms = {r["name"]: r for r in fleet["resources"]
                if r["type"] == "Microsoft.Compute/virtualMachines"}

@@ -30,7 +30,10 @@ def _items(state: dict) -> dict[str, str]:
             for r in state["resources"] if r["type"].lower().endswith("/protecteditems")}
 
 
-def _plan(engine, scored: pd.DataFrame, assessment_id: str, waves: list[int]) -> str:
+def _plan(engine, scored: pd.DataFrame, assessment_id: str, waves: list[int],
+          options: dict | None = None) -> str:
+    """A plan of the assessment's ready VMs by name: the first to waves[0], ..., the rest to
+    the last wave."""
     ready = scored[scored["readiness"] == "ready"].sort_values("vm_name").reset_index(drop=True)
     assert len(ready) >= len(waves)
     frame = pd.DataFrame({
@@ -45,7 +48,7 @@ def _plan(engine, scored: pd.DataFrame, assessment_id: str, waves: list[int]) ->
     policies = frame[["vault_id", "vault", "target_policy", "source_policy_id",
                       "source_policy"]].drop_duplicates().rename(
         columns={"target_policy": "policy_name"}).assign(kind="crash_clone", first_wave=1)
-    record = PlanRecord.new(assessment_id)
+    record = PlanRecord.new(assessment_id, options)
     save_plan(engine, record, frame, policies)
     return record.id
 
