@@ -99,6 +99,13 @@ class Throttles(_Strict):
     http_max_backoff: float = Field(60, ge=0, le=600)
     polling_interval: float = Field(5, ge=0, le=120)
     operation_timeout: float = Field(1800, gt=0)
+    # Client-side pacing under ARM's per-subscription buckets (tasks/azure/pacing.py); deletes
+    # use the write numbers, as ARM's default delete bucket is the same size.
+    arm_pacing: bool = True
+    arm_reads_per_s: float = Field(25, gt=0, le=10_000)
+    arm_read_burst: int = Field(250, ge=1, le=100_000)
+    arm_writes_per_s: float = Field(10, gt=0, le=10_000)
+    arm_write_burst: int = Field(200, ge=1, le=100_000)
 
 
 _PERCENT = re.compile(r"^(\d+(?:\.\d+)?)\s*%$")

@@ -3,7 +3,9 @@
 Every client gets the same base URL (cloud or ``--endpoint``), token scope, CA bundle, a pooled
 transport sized for our parallelism, and the SDK's own ``RetryPolicy`` configured once: it retries
 408/429/5xx and honours ``Retry-After``. Code above this room retries operation outcomes only,
-never HTTP calls again on top.
+never HTTP calls again on top. All clients of one ``AzureAccess`` share one ``ArmPacer``, so
+every thread's requests wait their turn in the same per-subscription buckets instead of
+collecting 429s (``throttles.arm_pacing``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from azure.core.pipeline.transport import RequestsTransport
 from ..settings import Settings
 from .clouds import resolve_cloud
 from .credentials import build_credential
+from .pacing import ArmPacer
 
 
 class AzureAccess:
@@ -32,6 +35,12 @@ class AzureAccess:
         self._credential = credential
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
+        t = settings.throttles
+        self.pacer: ArmPacer | None = ArmPacer({
+            "reads": (t.arm_read_burst, t.arm_reads_per_s),
+            "writes": (t.arm_write_burst, t.arm_writes_per_s),
+            "deletes": (t.arm_write_burst, t.arm_writes_per_s),
+        }) if t.arm_pacing else None
 
     @cached_property
     def credential(self) -> TokenCredential:
@@ -57,7 +66,15 @@ class AzureAccess:
             "transport": RequestsTransport(session=self._session, session_owner=False,
                                            connection_verify=self._verify()),
         }
+        if self.pacer is not None:
+            # The generated clients run custom_hook_policy after the RetryPolicy and the
+            # bearer-token policy: once per HTTP attempt, after any token request.
+            kwargs["custom_hook_policy"] = self.pacer
         return kwargs
+
+    def pacing_stats(self) -> dict[str, Any]:
+        """What pacing did so far (see ``ArmPacer.stats``); ``{"enabled": False}`` when off."""
+        return self.pacer.stats() if self.pacer is not None else {"enabled": False}
 
     def _verify(self) -> str | bool:
         return str(self.settings.ca_bundle) if self.settings.ca_bundle else True

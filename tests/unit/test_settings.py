@@ -295,3 +295,21 @@ def test_runner_keys_are_validated():
         load_settings(environ={"CCMIGRATE_WAVES__VERIFY": "snapshot"})
     with pytest.raises(SettingsError, match=r"waves\.lease_ttl_s"):
         load_settings(environ={"CCMIGRATE_WAVES__LEASE_TTL_S": "1"})
+
+
+def test_arm_pacing_rate_must_be_positive():
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ={"CCMIGRATE_THROTTLES__ARM_READS_PER_S": "0"})
+    message = str(err.value)
+    assert "throttles.arm_reads_per_s" in message
+    assert "greater than 0" in message
+    assert "environment variable CCMIGRATE_THROTTLES__ARM_READS_PER_S" in message
+
+
+def test_arm_pacing_defaults_mirror_arm_and_can_be_switched_off():
+    throttles = load_settings(environ={}).throttles
+    assert throttles.arm_pacing is True
+    assert (throttles.arm_read_burst, throttles.arm_reads_per_s) == (250, 25)
+    assert (throttles.arm_write_burst, throttles.arm_writes_per_s) == (200, 10)
+    off = load_settings(environ={"CCMIGRATE_THROTTLES__ARM_PACING": "false"}).throttles
+    assert off.arm_pacing is False
