@@ -316,6 +316,7 @@ def _execute(settings: Settings, engine: Any, access: Any, plan: Any, wave: int,
         futures = [chunk_task.submit(chunk) for chunk in chunks]
         for future in futures:
             future.result()
+        logger.info(_pacing_line(access.pacing_stats()))
         return {"halted_reason": gate.halted_reason}
 
     error: CcmigrateError | None = None
@@ -412,6 +413,16 @@ def _ensure_targets(access: Any, to_move: pd.DataFrame, logger: Any,
                 failed[vault_key] = problem
                 logger.warning(problem[1])
     return failed
+
+
+def _pacing_line(stats: dict[str, Any]) -> str:
+    """One log line on how the wave kept under ARM's buckets (the 429s it still met)."""
+    if not stats.get("enabled"):
+        return "ARM pacing: off (throttles.arm_pacing = false)"
+    parts = [f"{kind} {stats[kind]['requests']} ({stats[kind]['waited']} waited "
+             f"{stats[kind]['wait_s']:.1f} s, {stats[kind]['throttled']} x 429)"
+             for kind in ("reads", "writes", "deletes") if stats[kind]["requests"]]
+    return "ARM pacing: " + ("; ".join(parts) or "no requests")
 
 
 def _skipped(vm: Any, *, code: str, why: str) -> Any:
