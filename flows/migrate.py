@@ -34,6 +34,9 @@ VAULTS_PER_TASK = 5
 POLICY_WORKERS = 8
 POLICY_PATIENCE_S = 60.0
 PROGRESS_KEY = "ccmigrate-wave-progress"
+# Waves this large re-score their VMs in a process of its own: its start-up (about a second)
+# buys the runner's threads the interpreter lock back (tens of ms of pandas per scoring round).
+PROCESS_SCORING_FROM = 200
 
 
 @dataclass
@@ -64,17 +67,18 @@ def move_config(settings: Settings, verify: str | None = None) -> Any:
                       verify=verify or _setting(settings, "verify", "job"))
 
 
-def rescorer_for(settings: Settings, access: Any, plan: Any) -> Any:
+def rescorer_for(settings: Settings, access: Any, plan: Any, vms: int = 0) -> Any:
     """The re-scoring each VM gets right before it moves: the rule pack and overrides of the
     settings this run uses (as ``ccmigrate assess`` would score now), and the warnings the plan
-    allowed."""
+    allowed. From ``PROCESS_SCORING_FROM`` VMs on, the scoring gets a process of its own."""
     from tasks.migration.rescore import Rescorer
     from tasks.rules.engine import load_pack
 
     options = plan.options or {}
     return Rescorer(access, settings, load_pack(settings.rules),
                     allow_warnings=tuple(options.get("allow_warnings") or ()),
-                    include_standard=bool(options.get("include_standard")))
+                    include_standard=bool(options.get("include_standard")),
+                    process=vms >= PROCESS_SCORING_FROM)
 
 
 def _vm_plans(frame: pd.DataFrame) -> list[Any]:
@@ -234,7 +238,7 @@ def _execute(settings: Settings, engine: Any, access: Any, plan: Any, wave: int,
     from tasks.state.plans import set_wave_status
 
     cfg = move_config(settings, verify)
-    rescorer = rescorer_for(settings, access, plan)
+    rescorer = rescorer_for(settings, access, plan, vms=len(work["move"]))
     throttles = settings.throttles
     lease = acquire_wave_lease(engine, plan.id, wave,
                                ttl_s=float(_setting(settings, "lease_ttl_s", 60)))
@@ -327,6 +331,7 @@ def _execute(settings: Settings, engine: Any, access: Any, plan: Any, wave: int,
         error, result = err, {"halted_reason": str(err)}
     finally:
         lease.release()
+        rescorer.close()
     entries = journal.entries(wave)
     counts = entries["status"].value_counts().to_dict()
     halted = result["halted_reason"]

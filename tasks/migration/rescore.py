@@ -17,9 +17,12 @@ reader); SKU lists and source policies are read once per run and shared by all t
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +33,7 @@ from ..discovery.policies import policy_facts
 from ..discovery.skus import list_sizes, sku_frame
 from ..errors import AzureError
 from ..inventory.build import build_inventory
+from ..lifetime import die_with_parent
 from ..planning.candidates import STANDARD_RULE, classify
 from ..rules.engine import RuleContext, RulePack, score
 
@@ -127,12 +131,13 @@ def _ids(text: Any) -> list[str]:
 
 @dataclass
 class Look:
-    """Everything ARM said about one VM, ready to score (read in the VM's own thread)."""
+    """Everything ARM said about one VM, ready to score (read in the VM's own thread; plain
+    data, so it can cross to the scoring process)."""
 
     vm_key: str
     rows: dict[str, list[dict]]
     policies: dict[str, dict]
-    skus: pd.DataFrame
+    skus: list[tuple]  # SKU_COLUMNS rows of the VM's size in its region (none: unlisted)
     planned_warnings: str = ""
     irreversible: bool = False
 
@@ -173,21 +178,111 @@ class Coalescer:
         return future.result()
 
 
+@dataclass
+class Judge:
+    """The CPU half: looks in, verdicts out, with the rules, settings and the plan's accepted
+    warnings. Picklable, so a wave can run it in a process of its own."""
+
+    settings: Any
+    pack: RulePack
+    allow_warnings: tuple[str, ...] = ()
+    include_standard: bool = False
+
+    def scored(self, looks: list[Look]) -> pd.DataFrame:
+        """The VMs scored now, one row each by ``vm_key`` (a VM the settings now exclude is
+        missing)."""
+        rows: dict[str, list[dict]] = {}
+        policies: dict[str, dict] = {}
+        for one in looks:
+            for name, part in one.rows.items():
+                rows.setdefault(name, []).extend(part)
+            policies.update(one.policies)
+        skus = sku_frame([row for one in looks for row in one.skus])
+        inventory = build_inventory(rows, policies, skus, self.settings)
+        scored = score(inventory.vms, inventory.disks, self.pack,
+                       RuleContext.from_settings(self.settings),
+                       self.settings.rules.target_policy_template)
+        return scored.set_index("vm_key", drop=False)
+
+    def __call__(self, looks: list[Look]) -> list[tuple[str, str] | None]:
+        """Per look: ``(code, reason)`` when the VM may no longer move, else None."""
+        seen: set[str] = set()
+        first = [not (one.vm_key in seen or seen.add(one.vm_key)) for one in looks]
+        if not all(first):  # one VM twice in a round (never in a wave): score them apart
+            again = iter(self([one for one, f in zip(looks, first, strict=True) if not f]))
+            once = iter(self([one for one, f in zip(looks, first, strict=True) if f]))
+            return [next(once) if f else next(again) for f in first]
+        now = self.scored(looks)
+        verdicts: dict[str, tuple[str, str] | None] = {}
+        groups: dict[tuple[frozenset, bool], list[str]] = {}
+        for one in looks:
+            allowed = frozenset({*self.allow_warnings, *_ids(one.planned_warnings)})
+            groups.setdefault((allowed, one.irreversible), []).append(one.vm_key)
+        for (allowed, irreversible), keys in groups.items():
+            present = [k for k in keys if k in now.index]
+            verdicts.update({k: ("EXCLUDED", "the settings' exclusions (resource group or "
+                                 "tag) now cover it") for k in keys if k not in now.index})
+            part = now.loc[present]
+            judged = classify(part, allowed, self.include_standard or irreversible)
+            for key, row, verdict in zip(present, part.itertuples(), judged.itertuples(),
+                                         strict=True):
+                verdicts[key] = None if verdict.candidate else _why(row, verdict.reason,
+                                                                    irreversible)
+        return [verdicts[one.vm_key] for one in looks]
+
+
+# The scoring process's judge, set once by its initializer.
+_WORKER_JUDGE: Judge | None = None
+
+
+def _start_worker(judge: Judge, parent: int) -> None:
+    global _WORKER_JUDGE
+    # Started from whichever wave thread scored first, which may end long before the wave:
+    # only the pid watchdog, not Linux's parent-death signal (sent when that thread ends).
+    die_with_parent(parent, kernel_signal=False)
+    _WORKER_JUDGE = judge
+
+
+def _judge_in_worker(looks: list[Look]) -> list[tuple[str, str] | None]:
+    assert _WORKER_JUDGE is not None
+    return _WORKER_JUDGE(looks)
+
+
 class Rescorer:
-    """Scores VMs for the wave's threads; the run-wide caches are locked."""
+    """Re-scores VMs for the wave's threads: reads in the calling thread (run-wide caches,
+    locked), scoring coalesced across threads. With ``process=True`` the scoring runs in one
+    process of its own, so its pandas work does not compete with the wave's threads for the
+    runner's interpreter lock (worth its start-up, about a second, on large waves only)."""
 
     def __init__(self, access: Any, settings: Any, pack: RulePack, *,
-                 allow_warnings: tuple[str, ...] = (), include_standard: bool = False) -> None:
-        self.access, self.settings, self.pack = access, settings, pack
-        self.ctx = RuleContext.from_settings(settings)
-        self.template = settings.rules.target_policy_template
-        self.allow_warnings = tuple(allow_warnings)
-        self.include_standard = include_standard
-        self._skus: dict[tuple[str, str], pd.DataFrame] = {}
+                 allow_warnings: tuple[str, ...] = (), include_standard: bool = False,
+                 process: bool = False) -> None:
+        self.access = access
+        self.judge = Judge(settings, pack, tuple(allow_warnings), include_standard)
+        self._sizes: dict[tuple[str, str], dict[str, list[tuple]]] = {}
         self._policies: dict[str, dict | None] = {}
         self._locks: dict[Any, threading.Lock] = {}
         self._guard = threading.Lock()
-        self._coalescer = Coalescer(self._judge)
+        self._pool: ProcessPoolExecutor | None = None
+        if process:
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker, initargs=(self.judge, os.getpid()))
+        self._coalescer = Coalescer(self._work)
+
+    def _work(self, looks: list[Look]) -> list[tuple[str, str] | None]:
+        if self._pool is None:
+            return self.judge(looks)
+        try:
+            return self._pool.submit(_judge_in_worker, looks).result()
+        except BrokenProcessPool:  # the process died (killed, out of memory): score here
+            self._pool = None
+            return self.judge(looks)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     # -- reading (in the VM's thread) ---------------------------------------------------------
 
@@ -202,10 +297,17 @@ class Rescorer:
                 cache[key] = load()
             return cache[key]
 
-    def _sku_frame(self, subscription_id: str, location: str, read: Reader) -> pd.DataFrame:
+    def _size_rows(self, subscription_id: str, location: str, size: str,
+                   read: Reader) -> list[tuple]:
+        """The region's SKU row for ``size`` (read once per region and run)."""
+        def load() -> dict[str, list[tuple]]:
+            by_size: dict[str, list[tuple]] = {}
+            for row in read(lambda: list_sizes(self.access, *pair)):
+                by_size.setdefault(row[2], []).append(row)
+            return by_size
+
         pair = (subscription_id.lower(), location.lower())
-        return self._once(self._skus, pair,
-                          lambda: sku_frame(read(lambda: list_sizes(self.access, *pair))))
+        return self._once(self._sizes, pair, load).get(size.lower(), [])
 
     def _policy(self, policy_id: str, vault_id: str, read: Reader) -> dict[str, dict]:
         """The source policy's facts; none when it is gone (the rules then say the VM's
@@ -235,46 +337,16 @@ class Rescorer:
         rows = inventory_rows(vm, disks, item, vault_id=vault_id,
                               sql_vm=SQL_RULE in _ids(planned_warnings))
         policy_id = str((item.get("properties") or {}).get("policyId") or "")
+        size = rows["vms"][0]["vmSize"]
         return Look(vm["id"].lower(), rows,
                     self._policy(policy_id, vault_id, read) if policy_id else {},
-                    self._sku_frame(subscription, vm.get("location", ""), read),
+                    self._size_rows(subscription, vm.get("location", ""), size, read),
                     planned_warnings, irreversible)
 
     # -- scoring (batched across threads) -----------------------------------------------------
 
     def scored(self, looks: list[Look]) -> pd.DataFrame:
-        """The VMs scored now, one row each by ``vm_key`` (a VM the settings now exclude is
-        missing)."""
-        rows: dict[str, list[dict]] = {}
-        policies: dict[str, dict] = {}
-        for one in looks:
-            for name, part in one.rows.items():
-                rows.setdefault(name, []).extend(part)
-            policies.update(one.policies)
-        skus = sku_frame([row for one in looks
-                          for row in one.skus.itertuples(index=False, name=None)])
-        inventory = build_inventory(rows, policies, skus, self.settings)
-        scored = score(inventory.vms, inventory.disks, self.pack, self.ctx, self.template)
-        return scored.set_index("vm_key", drop=False)
-
-    def _judge(self, looks: list[Look]) -> list[tuple[str, str] | None]:
-        now = self.scored(looks)
-        verdicts: dict[str, tuple[str, str] | None] = {}
-        groups: dict[tuple[frozenset, bool], list[str]] = {}
-        for one in looks:
-            allowed = frozenset({*self.allow_warnings, *_ids(one.planned_warnings)})
-            groups.setdefault((allowed, one.irreversible), []).append(one.vm_key)
-        for (allowed, irreversible), keys in groups.items():
-            present = [k for k in keys if k in now.index]
-            verdicts.update({k: ("EXCLUDED", "the settings' exclusions (resource group or "
-                                 "tag) now cover it") for k in keys if k not in now.index})
-            part = now.loc[present]
-            judged = classify(part, allowed, self.include_standard or irreversible)
-            for key, row, verdict in zip(present, part.itertuples(), judged.itertuples(),
-                                         strict=True):
-                verdicts[key] = None if verdict.candidate else _why(row, verdict.reason,
-                                                                    irreversible)
-        return [verdicts[one.vm_key] for one in looks]
+        return self.judge.scored(looks)
 
     def verdict(self, vm: dict, item: dict, *, vault_id: str, planned_warnings: str = "",
                 irreversible: bool = False, read: Reader = _direct) -> tuple[str, str] | None:

@@ -136,7 +136,10 @@ def _policies_now(emu: Emulator) -> dict[str, str]:
 
 
 def test_vms_changed_since_the_plan_are_left_where_they_are_and_the_rest_move(prefect_api,
-                                                                            tmp_path):
+                                                                            tmp_path,
+                                                                            monkeypatch):
+    # Score in a process of its own, as a large wave does (the other wave tests score here).
+    monkeypatch.setattr("flows.migrate.PROCESS_SCORING_FROM", 1)
     fleet = small_fleet(vms_per_sub=3)
     with Emulator(fleet, config=EmulatorConfig(operation_seconds=0.1)) as emu:
         settings = with_emulator_principal(load_settings(environ={}, flags={
@@ -188,3 +191,68 @@ def test_vms_changed_since_the_plan_are_left_where_they_are_and_the_rest_move(pr
         assert after[accepted].endswith("/enhanced-daily-crash")
         report = pd.read_csv(tmp_path / "out" / "wave-1.csv").set_index("vm_name")
         assert "SIZE_NOT_PREMIUM_CAPABLE" in report.loc[resized, "error_message"]
+
+
+def test_scoring_in_its_own_process_gives_the_same_verdicts(tmp_path):
+    fleet, cases = build()
+    settings = load_settings(environ={}, flags={"state_store": f"sqlite:///{tmp_path}/s.db"})
+    items = [r for r in fleet["resources"] if r["type"].lower().endswith("/protecteditems")]
+    with emulated(settings, fleet) as (_emu, emu_settings):
+        access = AzureAccess(emu_settings)
+        here = Rescorer(access, emu_settings, load_pack(emu_settings.rules))
+        there = Rescorer(access, emu_settings, load_pack(emu_settings.rules), process=True)
+        try:
+            looks = []
+            for row in items:
+                vm_id = row["properties"]["sourceResourceId"]
+                sub = vm_id.split("/")[2]
+                vm = compute.get_vm(access.compute(sub), vm_id)
+                item = backup.get_item(access.backup(sub), backup.item_ref(row["id"]))
+                looks.append(here.look(vm, item, vault_id=_vault_of(row["id"])))
+            local = here._work(looks)
+            remote = there._work(looks)
+            assert there._pool is not None  # it really ran in the other process
+        finally:
+            there.close()
+    assert remote == local
+    assert sum(v is None for v in local) >= 5 and sum(v is not None for v in local) >= 20
+
+
+DIES_WITH_PARENT = """
+import os, sys, time
+from tasks.migration.rescore import Rescorer
+from tasks.rules.engine import load_pack
+from tasks.settings import load_settings
+settings = load_settings(environ={}, flags={})
+rescorer = Rescorer(None, settings, load_pack(settings.rules), process=True)
+print(rescorer._pool.submit(os.getpid).result(), flush=True)
+time.sleep(120)
+"""
+
+
+def test_the_scoring_process_does_not_outlive_a_killed_runner():
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    runner = subprocess.Popen([sys.executable, "-c", DIES_WITH_PARENT], stdout=subprocess.PIPE,
+                              text=True, cwd=os.getcwd())
+    try:
+        child = int(runner.stdout.readline())
+        os.kill(child, 0)  # alive while the runner is
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(child, signal.SIGKILL)
+            raise AssertionError("the scoring process outlived its runner")
+    finally:
+        runner.kill()
