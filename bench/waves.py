@@ -484,7 +484,12 @@ def run(args, workdir: Path) -> dict:
             "state_store": f"sqlite:///{workdir}/state.db",
             "throttles.max_parallel": args.max_parallel,
             "throttles.per_vault": args.per_vault,
-            "throttles.polling_interval": args.polling_interval}), emu.info)
+            "throttles.polling_interval": args.polling_interval,
+            # The client paces under the buckets the emulator enforces (ARM's defaults,
+            # or the headroom run's larger refills), as a user sets them for their cloud.
+            "throttles.arm_reads_per_s": READ_REFILL, "throttles.arm_read_burst": READ_CAPACITY,
+            "throttles.arm_writes_per_s": WRITE_REFILL,
+            "throttles.arm_write_burst": WRITE_CAPACITY}), emu.info)
 
         t0 = time.perf_counter()
         outcome = run_assessment(settings, workdir / "assess")
