@@ -12,7 +12,9 @@ the plan already accepted for this VM.
 Two facts are not re-read: the SQL IaaS registration (another resource provider; the VM keeps
 what the assessment found, through the rule ids the plan recorded) and scope exclusions by
 subscription (the plan chose the subscription). Reads go through ``read`` (the mover's patient
-reader); SKU lists and source policies are read once per run and shared by all threads.
+reader); SKU lists and source policies are read once per run and shared by all threads. Scoring
+is coalesced across the wave's threads and, on large waves, runs in a process of its own
+(BENCHMARKS.md, "Waves with the re-score").
 """
 
 from __future__ import annotations
