@@ -128,12 +128,11 @@ def _name(policy_id: str) -> str:
 
 
 @dataclass(frozen=True)
-class Look:
-    """What the last look found: ``skip`` is ``(code, reason)`` when the VM must stay where
-    it is; ``on_target`` when its item already names the target policy."""
+class LastLook:
+    """What the last look before a move found: ``skip`` is ``(code, reason)`` when the VM must
+    stay where it is; ``on_target`` when its item already names the target policy."""
 
     skip: tuple[str, str] | None
-    item: dict | None = None
     on_target: bool = False
     throttled: bool = False
     error: str | None = None
@@ -175,7 +174,7 @@ class Mover:
 
     # -- the forward move ------------------------------------------------------------------
 
-    def look(self, vm: VmPlan) -> Look:
+    def look(self, vm: VmPlan) -> LastLook:
         """The last look before moving, read-only (the dry run shows the same verdicts)."""
         client = self.access.backup(vm.subscription_id)
         vault = backup.vault_ref(vm.vault_id)
@@ -186,8 +185,7 @@ class Mover:
             item = self._item_or_none(client, ref)
             jobs = self._read(lambda: backup.list_jobs(client, vault, "status eq 'InProgress'"))
         except AzureError as err:
-            return Look(_unreadable(err), item=None, throttled=err.status == 429,
-                        error=str(err))
+            return LastLook(_unreadable(err), throttled=err.status == 429, error=str(err))
         reason = live_checks.skip_reason(
             current, item, jobs, vm_name=vm.vm_name, item_id=vm.item_id,
             source_policy_id=vm.source_policy_id, target_policy_id=vm.target_policy_id)
@@ -199,9 +197,9 @@ class Mover:
                     current, item, vault_id=vm.vault_id, planned_warnings=vm.planned_warnings,
                     irreversible=vm.irreversible, read=self._read)
             except AzureError as err:
-                return Look((_unreadable(err)[0], f"could not re-score it before moving: {err}"),
-                            item=None, throttled=err.status == 429, error=str(err))
-        return Look(reason, item=item, on_target=on_target and reason is None)
+                return LastLook((_unreadable(err)[0], f"could not re-score it before moving: "
+                                 f"{err}"), throttled=err.status == 429, error=str(err))
+        return LastLook(reason, on_target=on_target and reason is None)
 
     def move(self, vm: VmPlan) -> VmOutcome:
         started = _now()

@@ -132,7 +132,7 @@ def _ids(text: Any) -> list[str]:
 
 
 @dataclass
-class Look:
+class LiveFacts:
     """Everything ARM said about one VM, ready to score (read in the VM's own thread; plain
     data, so it can cross to the scoring process)."""
 
@@ -190,7 +190,7 @@ class Judge:
     allow_warnings: tuple[str, ...] = ()
     include_standard: bool = False
 
-    def scored(self, looks: list[Look]) -> pd.DataFrame:
+    def scored(self, looks: list[LiveFacts]) -> pd.DataFrame:
         """The VMs scored now, one row each by ``vm_key`` (a VM the settings now exclude is
         missing)."""
         rows: dict[str, list[dict]] = {}
@@ -206,7 +206,7 @@ class Judge:
                        self.settings.rules.target_policy_template)
         return scored.set_index("vm_key", drop=False)
 
-    def __call__(self, looks: list[Look]) -> list[tuple[str, str] | None]:
+    def __call__(self, looks: list[LiveFacts]) -> list[tuple[str, str] | None]:
         """Per look: ``(code, reason)`` when the VM may no longer move, else None."""
         seen: set[str] = set()
         first = [not (one.vm_key in seen or seen.add(one.vm_key)) for one in looks]
@@ -245,7 +245,7 @@ def _start_worker(judge: Judge, parent: int) -> None:
     _WORKER_JUDGE = judge
 
 
-def _judge_in_worker(looks: list[Look]) -> list[tuple[str, str] | None]:
+def _judge_in_worker(looks: list[LiveFacts]) -> list[tuple[str, str] | None]:
     assert _WORKER_JUDGE is not None
     return _WORKER_JUDGE(looks)
 
@@ -272,7 +272,7 @@ class Rescorer:
                 initializer=_start_worker, initargs=(self.judge, os.getpid()))
         self._coalescer = Coalescer(self._work)
 
-    def _work(self, looks: list[Look]) -> list[tuple[str, str] | None]:
+    def _work(self, looks: list[LiveFacts]) -> list[tuple[str, str] | None]:
         if self._pool is None:
             return self.judge(looks)
         try:
@@ -328,8 +328,8 @@ class Rescorer:
         facts = self._once(self._policies, policy_id.lower(), load)
         return {policy_id.lower(): facts} if facts is not None else {}
 
-    def look(self, vm: dict, item: dict, *, vault_id: str, planned_warnings: str = "",
-             irreversible: bool = False, read: Reader = _direct) -> Look:
+    def facts(self, vm: dict, item: dict, *, vault_id: str, planned_warnings: str = "",
+              irreversible: bool = False, read: Reader = _direct) -> LiveFacts:
         """Read what the VM's score needs beyond the VM and item: its disks (one GET each),
         the source policy and the region's sizes (both once per run)."""
         subscription = _segment(vm["id"], "subscriptions")
@@ -340,23 +340,23 @@ class Rescorer:
                               sql_vm=SQL_RULE in _ids(planned_warnings))
         policy_id = str((item.get("properties") or {}).get("policyId") or "")
         size = rows["vms"][0]["vmSize"]
-        return Look(vm["id"].lower(), rows,
+        return LiveFacts(vm["id"].lower(), rows,
                     self._policy(policy_id, vault_id, read) if policy_id else {},
                     self._size_rows(subscription, vm.get("location", ""), size, read),
                     planned_warnings, irreversible)
 
     # -- scoring (batched across threads) -----------------------------------------------------
 
-    def scored(self, looks: list[Look]) -> pd.DataFrame:
+    def scored(self, looks: list[LiveFacts]) -> pd.DataFrame:
         return self.judge.scored(looks)
 
     def verdict(self, vm: dict, item: dict, *, vault_id: str, planned_warnings: str = "",
                 irreversible: bool = False, read: Reader = _direct) -> tuple[str, str] | None:
         """``(code, reason)`` when the VM, scored now, may no longer move; None when it may.
         The warnings the plan accepted for this VM stay accepted."""
-        look = self.look(vm, item, vault_id=vault_id, planned_warnings=planned_warnings,
-                         irreversible=irreversible, read=read)
-        return self._coalescer.submit(look)
+        return self._coalescer.submit(self.facts(
+            vm, item, vault_id=vault_id, planned_warnings=planned_warnings,
+            irreversible=irreversible, read=read))
 
 
 def _why(row: Any, reason: str, irreversible: bool) -> tuple[str, str]:

@@ -57,7 +57,7 @@ def test_rescoring_through_arm_gives_the_assessments_verdict_for_every_case(tmp_
             item = backup.get_item(access.backup(sub), backup.item_ref(item_row["id"]))
             # The plan carries the rule ids the assessment found (the SQL registration, a
             # resource of another provider, is known through them).
-            looks.append(rescorer.look(vm, item, vault_id=_vault_of(item_row["id"]),
+            looks.append(rescorer.facts(vm, item, vault_id=_vault_of(item_row["id"]),
                                        planned_warnings=";".join(case.warnings)))
             want.append(case)
         scored = rescorer.scored(looks)
@@ -194,7 +194,7 @@ def test_vms_changed_since_the_plan_are_left_where_they_are_and_the_rest_move(pr
 
 
 def test_scoring_in_its_own_process_gives_the_same_verdicts(tmp_path):
-    fleet, cases = build()
+    fleet, _cases = build()
     settings = load_settings(environ={}, flags={"state_store": f"sqlite:///{tmp_path}/s.db"})
     items = [r for r in fleet["resources"] if r["type"].lower().endswith("/protecteditems")]
     with emulated(settings, fleet) as (_emu, emu_settings):
@@ -208,7 +208,7 @@ def test_scoring_in_its_own_process_gives_the_same_verdicts(tmp_path):
                 sub = vm_id.split("/")[2]
                 vm = compute.get_vm(access.compute(sub), vm_id)
                 item = backup.get_item(access.backup(sub), backup.item_ref(row["id"]))
-                looks.append(here.look(vm, item, vault_id=_vault_of(row["id"])))
+                looks.append(here.facts(vm, item, vault_id=_vault_of(row["id"])))
             local = here._work(looks)
             remote = there._work(looks)
             assert there._pool is not None  # it really ran in the other process
