@@ -175,12 +175,25 @@ def _print_outcome(outcome) -> None:
                              f"{failed} rollback(s) failed; see {report}")
 
 
+def _print_attention(vms, limit: int = 10) -> None:
+    """The VMs that did not end done, each with its reason (the report has them all)."""
+    if vms is None or not len(vms):
+        return
+    for row in vms.head(limit).itertuples(index=False):
+        colour = "red" if row.status == "rollback_failed" else "yellow"
+        why = f"{row.error_code}: {row.error_message}" if row.error_code else row.error_message
+        typer.secho(f"  {row.vm_name}: {row.status} ({why})", fg=colour)
+    if len(vms) > limit:
+        typer.echo(f"  ... and {len(vms) - limit} more in the wave report")
+
+
 def print_wave(outcome) -> None:
     _print_notes(outcome)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(outcome.counts.items()))
     typer.echo(f"Plan {outcome.plan_id} wave {outcome.wave}: {outcome.status} ({counts})")
     if outcome.halted_reason:
         typer.secho(f"  Halted: {outcome.halted_reason}", fg="red")
+    _print_attention(outcome.attention)
     for name, path in outcome.files.items():
         typer.echo(f"  {name}: {path}")
     failed = outcome.counts.get("rollback_failed", 0)

@@ -50,6 +50,8 @@ class WaveOutcome:
     files: dict[str, Path] = field(default_factory=dict)
     actions: pd.DataFrame | None = field(default=None, repr=False)
     notes: list[str] = field(default_factory=list)
+    # VMs that did not end done (name, status, error code and message), for the printout.
+    attention: pd.DataFrame | None = field(default=None, repr=False)
 
 
 def _setting(settings: Settings, key: str, default: Any) -> Any:
@@ -343,8 +345,10 @@ def _execute(settings: Settings, engine: Any, access: Any, plan: Any, wave: int,
                               status=status, halted_reason=halted, started_at=started_at)
     if error is not None:
         raise error
+    attention = entries[entries["status"].isin(["skipped", "rolled_back", "rollback_failed"])]
     return WaveOutcome(plan.id, wave, True, {k: int(v) for k, v in counts.items()}, status,
-                       halted, files)
+                       halted, files, attention=attention[["vm_name", "status", "error_code",
+                                                           "error_message"]])
 
 
 def _update_progress(update: Any, artifact: Any, percent: float, logger: Any) -> None:

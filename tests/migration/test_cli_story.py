@@ -71,11 +71,21 @@ def test_assess_plan_migrate_and_roll_back(served, prefect_api, tmp_path):
     assert std["irreversible"].lower() == "true" and std["source_policy"] == "standard-daily"
     assert {r["wave"] for r in plan} == {"1", "2"}
 
+    # Since the plan, someone resized a wave-2 VM to a size without Premium storage.
+    changed = next(r for r in plan if r["wave"] == "2"
+                   and r["vm_name"] not in (STANDARD_VM, "vm-2222-1"))
+    requests.post(f"{served['endpoint']}/_emulator/resources", verify=served["ca_bundle"],
+                  timeout=30, json={"id": changed["vm_id"], "patch": {
+                      "properties": {"hardwareProfile": {"vmSize": "Standard_D4_v5"}}}})
+
     before = _state(served)
     proc = run_cli("migrate", "--plan", "latest", "--wave", "2", *common, "--out", str(out),
                    env=env)
     assert proc.returncode == 0, proc.stderr
     assert "Dry run" in proc.stdout and "nothing was changed" in proc.stdout
+    assert "skip 1 (as they are now)" in proc.stdout
+    assert f"{changed['vm_name']}: leave it where it is (NO_LONGER_READY)" in proc.stdout
+    assert "SIZE_NOT_PREMIUM_CAPABLE" in proc.stdout
     assert _state(served) == before
 
     for wave in ("1", "2"):
@@ -84,8 +94,10 @@ def test_assess_plan_migrate_and_roll_back(served, prefect_api, tmp_path):
         assert proc.returncode == 0, proc.stderr + proc.stdout
         assert no_traceback(proc)
         assert (out / f"wave-{wave}.xlsx").is_file()
+    assert f"{changed['vm_name']}: skipped (NO_LONGER_READY: re-scored now" in proc.stdout
     assert _policy_of(served, STANDARD_VM) == "standard-daily-crash"
     assert _policy_of(served, "vm-2222-1") == "enhanced-daily-crash"
+    assert _policy_of(served, changed["vm_name"]) == changed["source_policy"]
 
     # The next assessment's workbook shows each VM's migration state beside its readiness.
     proc = run_cli("assess", *common, "--out", str(tmp_path / "after"), env=env)
@@ -96,7 +108,8 @@ def test_assess_plan_migrate_and_roll_back(served, prefect_api, tmp_path):
     rows = list(book["Migration"].iter_rows(min_row=3, values_only=True))
     header, rows = rows[0], rows[1:]
     status = {r[header.index("vm_name")]: r[header.index("status")] for r in rows}
-    assert status[STANDARD_VM] == "done" and set(status.values()) == {"done"}
+    assert status[STANDARD_VM] == "done" and status.pop(changed["vm_name"]) == "skipped"
+    assert set(status.values()) == {"done"}
 
     proc = run_cli("rollback", "--plan", "latest", "--wave", "2", "--execute", "--yes",
                    *common, "--out", str(out), env=env)
@@ -105,6 +118,7 @@ def test_assess_plan_migrate_and_roll_back(served, prefect_api, tmp_path):
     # policy with its schedule and retention, made when it was first needed.
     assert _policy_of(served, "vm-2222-1") == "enhanced-daily"
     assert _policy_of(served, STANDARD_VM) == "standard-daily-enh"
+    assert _policy_of(served, changed["vm_name"]) == changed["source_policy"]
     enh = next(r for r in _state(served)["resources"] if r["name"] == "standard-daily-enh")
     assert enh["properties"]["policyType"] == "V2"
     assert "snapshotConsistencyType" not in enh["properties"]
