@@ -24,7 +24,6 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -277,8 +276,10 @@ class Rescorer:
             return self.judge(looks)
         try:
             return self._pool.submit(_judge_in_worker, looks).result()
-        except BrokenProcessPool:  # the process died (killed, out of memory): score here
-            self._pool = None
+        except Exception:
+            # The process died or could not start: score here. (A fault of the judge itself
+            # fails again here, where the caller sees it.)
+            self.close()
             return self.judge(looks)
 
     def close(self) -> None:

@@ -256,3 +256,30 @@ def test_the_scoring_process_does_not_outlive_a_killed_runner():
             raise AssertionError("the scoring process outlived its runner")
     finally:
         runner.kill()
+
+
+def test_a_scoring_process_that_dies_mid_wave_is_replaced_by_scoring_here(tmp_path):
+    import os
+    import signal
+
+    fleet = small_fleet(vms_per_sub=2)
+    settings = load_settings(environ={}, flags={"state_store": f"sqlite:///{tmp_path}/s.db"})
+    items = [r for r in fleet["resources"] if r["type"].lower().endswith("/protecteditems")]
+    with emulated(settings, fleet) as (_emu, emu_settings):
+        access = AzureAccess(emu_settings)
+        rescorer = Rescorer(access, emu_settings, load_pack(emu_settings.rules), process=True)
+        try:
+            looks = []
+            for row in items:
+                vm_id = row["properties"]["sourceResourceId"]
+                sub = vm_id.split("/")[2]
+                vm = compute.get_vm(access.compute(sub), vm_id)
+                item = backup.get_item(access.backup(sub), backup.item_ref(row["id"]))
+                looks.append(rescorer.facts(vm, item, vault_id=_vault_of(row["id"])))
+            first = rescorer._work(looks)
+            os.kill(rescorer._pool.submit(os.getpid).result(), signal.SIGKILL)
+            again = rescorer._work(looks)
+            assert rescorer._pool is None  # scored here from now on
+        finally:
+            rescorer.close()
+    assert again == first == [None] * len(items)
