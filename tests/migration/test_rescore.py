@@ -193,6 +193,18 @@ def test_vms_changed_since_the_plan_are_left_where_they_are_and_the_rest_move(pr
         assert "SIZE_NOT_PREMIUM_CAPABLE" in report.loc[resized, "error_message"]
 
 
+def _facts_of(access: AzureAccess, rescorer: Rescorer, items: list[dict]) -> list:
+    """What the last look reads for each item's VM, through ARM."""
+    facts = []
+    for row in items:
+        vm_id = row["properties"]["sourceResourceId"]
+        sub = vm_id.split("/")[2]
+        vm = compute.get_vm(access.compute(sub), vm_id)
+        item = backup.get_item(access.backup(sub), backup.item_ref(row["id"]))
+        facts.append(rescorer.facts(vm, item, vault_id=_vault_of(row["id"])))
+    return facts
+
+
 def test_scoring_in_its_own_process_gives_the_same_verdicts(tmp_path):
     fleet, _cases = build()
     settings = load_settings(environ={}, flags={"state_store": f"sqlite:///{tmp_path}/s.db"})
@@ -202,13 +214,7 @@ def test_scoring_in_its_own_process_gives_the_same_verdicts(tmp_path):
         here = Rescorer(access, emu_settings, load_pack(emu_settings.rules))
         there = Rescorer(access, emu_settings, load_pack(emu_settings.rules), process=True)
         try:
-            looks = []
-            for row in items:
-                vm_id = row["properties"]["sourceResourceId"]
-                sub = vm_id.split("/")[2]
-                vm = compute.get_vm(access.compute(sub), vm_id)
-                item = backup.get_item(access.backup(sub), backup.item_ref(row["id"]))
-                looks.append(here.facts(vm, item, vault_id=_vault_of(row["id"])))
+            looks = _facts_of(access, here, items)
             local = here._work(looks)
             remote = there._work(looks)
             assert there._pool is not None  # it really ran in the other process
@@ -269,13 +275,7 @@ def test_a_scoring_process_that_dies_mid_wave_is_replaced_by_scoring_here(tmp_pa
         access = AzureAccess(emu_settings)
         rescorer = Rescorer(access, emu_settings, load_pack(emu_settings.rules), process=True)
         try:
-            looks = []
-            for row in items:
-                vm_id = row["properties"]["sourceResourceId"]
-                sub = vm_id.split("/")[2]
-                vm = compute.get_vm(access.compute(sub), vm_id)
-                item = backup.get_item(access.backup(sub), backup.item_ref(row["id"]))
-                looks.append(rescorer.facts(vm, item, vault_id=_vault_of(row["id"])))
+            looks = _facts_of(access, rescorer, items)
             first = rescorer._work(looks)
             os.kill(rescorer._pool.submit(os.getpid).result(), signal.SIGKILL)
             again = rescorer._work(looks)
