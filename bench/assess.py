@@ -38,13 +38,15 @@ import contextlib
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+# bench/ is this script's folder, first on sys.path
+from emulator_process import EmulatorProcess
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -183,31 +185,18 @@ def run_measured(cmd: list[str], stdout: Path, stderr: Path) -> dict:
             "children": sorted(poller.children_seen)}
 
 
-class EmulatorProcess:
-    """``ccmigrate emulator serve --fleet F --port 0`` in its own process."""
+class AssessEmulator(EmulatorProcess):
+    """``ccmigrate emulator serve --fleet F --port 0`` in its own process; its connection line
+    is also written to a file (``--fleet``-less CLI runs read it)."""
 
     def __init__(self, fleet: Path, workdir: Path) -> None:
-        self.fleet, self.workdir = fleet, workdir
-        self.proc: subprocess.Popen | None = None
-        self.info: dict = {}
-        self.load_s = 0.0
+        super().__init__([*CCMIGRATE, "emulator", "serve", "--fleet", str(fleet), "--port", "0"],
+                         workdir / f"{fleet.stem}.emulator.log", REPO)
         self.connection_file = workdir / f"{fleet.stem}.connection.json"
 
-    def __enter__(self) -> EmulatorProcess:
-        start = time.perf_counter()
-        err = (self.workdir / f"{self.fleet.stem}.emulator.log").open("wb")
-        self.proc = subprocess.Popen(
-            [*CCMIGRATE, "emulator", "serve", "--fleet", str(self.fleet), "--port", "0"],
-            stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, cwd=str(REPO))
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode()
-        if not line.strip():
-            self.proc.wait()
-            raise SystemExit(f"the emulator did not start (exit {self.proc.returncode}); see "
-                             f"{err.name}")
-        self.load_s = time.perf_counter() - start
-        self.info = json.loads(line)
-        self.connection_file.write_text(line)
+    def __enter__(self) -> AssessEmulator:
+        super().__enter__()
+        self.connection_file.write_text(self.line)
         return self
 
     def warm_up(self) -> float:
@@ -228,29 +217,6 @@ class EmulatorProcess:
         took = time.perf_counter() - start
         time.sleep(6.0)  # the quota window (5 s) the warm-up query opened has closed
         return took
-
-    def stats(self) -> dict[str, int]:
-        import requests
-
-        resp = requests.get(f"{self.info['endpoint']}/_emulator/stats",
-                            verify=self.info["ca_bundle"], timeout=60)
-        resp.raise_for_status()
-        return resp.json()["requests"]
-
-    def rss(self) -> int:
-        import psutil
-
-        assert self.proc is not None
-        return psutil.Process(self.proc.pid).memory_info().rss
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
@@ -312,7 +278,7 @@ def run_size(vms: int, subs: int, args, workdir: Path) -> dict:
     print(f"[{vms}] fleet {fleet.name} ({result['fleet_mb']} MB"
           + (f", generated in {generate_s:.1f} s" if generate_s else ", reused") + ")",
           flush=True)
-    with EmulatorProcess(fleet, workdir) as emu:
+    with AssessEmulator(fleet, workdir) as emu:
         result["emulator_load_s"] = round(emu.load_s, 2)
         result["emulator_warmup_s"] = round(emu.warm_up(), 2)
         print(f"[{vms}] emulator up in {emu.load_s:.1f} s at {emu.info['endpoint']}, first-use "

@@ -79,6 +79,9 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+# bench/ is this script's folder, first on sys.path
+from emulator_process import EmulatorProcess
+
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -114,51 +117,13 @@ def serve(fleet: Path, operation_seconds: float) -> None:
         emu.stop()
 
 
-class EmulatorProcess:
-    def __init__(self, fleet: Path, workdir: Path, operation_seconds: float) -> None:
-        self.fleet, self.workdir, self.operation_seconds = fleet, workdir, operation_seconds
-        self.proc: subprocess.Popen | None = None
-        self.info: dict = {}
-
-    def __enter__(self) -> EmulatorProcess:
-        err = (self.workdir / "emulator.log").open("wb")
-        self.proc = subprocess.Popen(
-            [PY, str(Path(__file__).resolve()), "--serve", str(self.fleet),
-             "--operation-seconds", str(self.operation_seconds),
-             "--read-refill", str(READ_REFILL), "--write-refill", str(WRITE_REFILL)],
-            stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, cwd=str(REPO))
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode()
-        if not line.strip():
-            self.proc.wait()
-            raise SystemExit(f"the emulator did not start (exit {self.proc.returncode}); see "
-                             f"{err.name}")
-        self.info = json.loads(line)
-        return self
-
-    def stats(self) -> dict[str, int]:
-        import requests
-
-        resp = requests.get(f"{self.info['endpoint']}/_emulator/stats",
-                            verify=self.info["ca_bundle"], timeout=60)
-        resp.raise_for_status()
-        return resp.json()["requests"]
-
-    def cpu_s(self) -> float:
-        import psutil
-
-        assert self.proc is not None
-        t = psutil.Process(self.proc.pid).cpu_times()
-        return t.user + t.system
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+def emulator_process(fleet: Path, workdir: Path, operation_seconds: float) -> EmulatorProcess:
+    """This script's ``--serve`` in its own process (the buckets written out)."""
+    return EmulatorProcess(
+        [PY, str(Path(__file__).resolve()), "--serve", str(fleet),
+         "--operation-seconds", str(operation_seconds),
+         "--read-refill", str(READ_REFILL), "--write-refill", str(WRITE_REFILL)],
+        workdir / "emulator.log", REPO)
 
 
 # -- the fleet -------------------------------------------------------------------------------
@@ -475,7 +440,7 @@ def run(args, workdir: Path) -> dict:
         "read_bucket": [READ_CAPACITY, READ_REFILL], "write_bucket": [WRITE_CAPACITY,
                                                                        WRITE_REFILL]}}
     started = time.perf_counter()
-    with EmulatorProcess(fleet_path, workdir, args.operation_seconds) as emu, \
+    with emulator_process(fleet_path, workdir, args.operation_seconds) as emu, \
             prefect_runtime() as url:
         result["prefect_start_s"] = round(time.perf_counter() - started, 2)
         print(f"emulator at {emu.info['endpoint']}; Prefect API {url} "

@@ -1,0 +1,65 @@
+"""The emulator in a process of its own, for the benchmarks: started from a command that prints
+its connection line (``ccmigrate emulator serve`` or a benchmark's own ``--serve``), asked for
+its request counters, measured with psutil, stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+
+class EmulatorProcess:
+    def __init__(self, argv: list[str], log: Path, cwd: Path) -> None:
+        self.argv, self.log, self.cwd = argv, log, cwd
+        self.proc: subprocess.Popen | None = None
+        self.info: dict = {}
+        self.line = ""
+        self.load_s = 0.0  # from start until the connection line arrived
+
+    def __enter__(self) -> EmulatorProcess:
+        start = time.perf_counter()
+        err = self.log.open("wb")
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=err,
+                                     stdin=subprocess.DEVNULL, cwd=str(self.cwd))
+        assert self.proc.stdout is not None
+        self.line = self.proc.stdout.readline().decode()
+        if not self.line.strip():
+            self.proc.wait()
+            raise SystemExit(f"the emulator did not start (exit {self.proc.returncode}); see "
+                             f"{self.log}")
+        self.load_s = time.perf_counter() - start
+        self.info = json.loads(self.line)
+        return self
+
+    def stats(self) -> dict[str, int]:
+        import requests
+
+        resp = requests.get(f"{self.info['endpoint']}/_emulator/stats",
+                            verify=self.info["ca_bundle"], timeout=60)
+        resp.raise_for_status()
+        return resp.json()["requests"]
+
+    def cpu_s(self) -> float:
+        import psutil
+
+        assert self.proc is not None
+        t = psutil.Process(self.proc.pid).cpu_times()
+        return t.user + t.system
+
+    def rss(self) -> int:
+        import psutil
+
+        assert self.proc is not None
+        return psutil.Process(self.proc.pid).memory_info().rss
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
