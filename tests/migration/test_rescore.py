@@ -12,20 +12,17 @@ import requests
 
 from emulator.config import EmulatorConfig
 from emulator.server import Emulator
-from flows.assess import run_assessment
 from flows.emulated import emulated
 from flows.migrate import run_wave
-from flows.options import with_emulator_principal
 from tasks.azure import backup, compute
 from tasks.azure.clients import AzureAccess
 from tasks.migration.rescore import Coalescer, Rescorer
 from tasks.rules.engine import load_pack
 from tasks.settings import load_settings
-from tasks.state.db import open_store
 from tasks.state.journal import Journal
 from tests.assess.cases import build
 from tests.fleets import small_fleet
-from tests.migration.test_wave_runner import _plan
+from tests.migration.test_wave_runner import planned
 
 
 def _ids(text: str) -> set[str]:
@@ -141,14 +138,9 @@ def test_vms_changed_since_the_plan_are_left_where_they_are_and_the_rest_move(pr
     # Score in a process of its own, as a large wave does (the other wave tests score here).
     monkeypatch.setattr("flows.migrate.PROCESS_SCORING_FROM", 1)
     fleet = small_fleet(vms_per_sub=3)
-    with Emulator(fleet, config=EmulatorConfig(operation_seconds=0.1)) as emu:
-        settings = with_emulator_principal(load_settings(environ={}, flags={
-            "state_store": f"sqlite:///{tmp_path}/state.db",
-            "throttles.polling_interval": 0.05}), emu.connection_info())
-        outcome = run_assessment(settings, tmp_path / "assess")
-        engine = open_store(settings.state_store_url(), synchronous="FULL")
-        plan_id = _plan(engine, outcome.scored, outcome.assessment_id, [1],
-                        {"allow_warnings": ["HOST_CACHING_READWRITE"]})
+    with planned(tmp_path, fleet, EmulatorConfig(operation_seconds=0.1), waves=(1,),
+                 options={"allow_warnings": ["HOST_CACHING_READWRITE"]}) as (
+            emu, settings, engine, plan_id):
         vms = {r["name"]: r for r in fleet["resources"]
                if r["type"] == "Microsoft.Compute/virtualMachines"}
         resized, shared, cached, accepted = "vm-1111-0", "vm-1111-1", "vm-2222-0", "vm-2222-1"

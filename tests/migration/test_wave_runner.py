@@ -5,6 +5,8 @@ halt a wave, a second runner refused, and ``rollback`` putting a done VM back.""
 
 from __future__ import annotations
 
+import contextlib
+
 import pandas as pd
 import pytest
 import requests
@@ -53,19 +55,28 @@ def _plan(engine, scored: pd.DataFrame, assessment_id: str, waves: list[int],
     return record.id
 
 
-@pytest.fixture
-def world(prefect_api, tmp_path):
-    fleet = small_fleet(vms_per_sub=4)
-    # The shipped crash-consistent policies would be reused; drop them so the wave creates them.
-    fleet["resources"] = [r for r in fleet["resources"] if r["name"] != "enhanced-daily-crash"]
-    config = EmulatorConfig(operation_seconds=0.2)
-    with Emulator(fleet, config=config, faults=Faults(fail_jobs_for=[FAILING_VM])) as emu:
+@contextlib.contextmanager
+def planned(tmp_path, fleet: dict, config: EmulatorConfig, faults: Faults | None = None,
+            waves: tuple[int, ...] = (1, 2), options: dict | None = None):
+    """An emulator serving ``fleet``, assessed, and a plan of its ready VMs (``_plan``):
+    ``(emulator, settings, engine, plan id)``."""
+    with Emulator(fleet, config=config, faults=faults) as emu:
         settings = with_emulator_principal(load_settings(environ={}, flags={
             "state_store": f"sqlite:///{tmp_path}/state.db",
             "throttles.polling_interval": 0.05}), emu.connection_info())
         outcome = run_assessment(settings, tmp_path / "assess")
         engine = open_store(settings.state_store_url(), synchronous="FULL")
-        plan_id = _plan(engine, outcome.scored, outcome.assessment_id, [1, 2])
+        yield emu, settings, engine, _plan(engine, outcome.scored, outcome.assessment_id,
+                                           list(waves), options)
+
+
+@pytest.fixture
+def world(prefect_api, tmp_path):
+    fleet = small_fleet(vms_per_sub=4)
+    # The shipped crash-consistent policies would be reused; drop them so the wave creates them.
+    fleet["resources"] = [r for r in fleet["resources"] if r["name"] != "enhanced-daily-crash"]
+    with planned(tmp_path, fleet, EmulatorConfig(operation_seconds=0.2),
+                 Faults(fail_jobs_for=[FAILING_VM])) as (emu, settings, engine, plan_id):
         yield emu, settings, engine, plan_id, tmp_path
 
 
@@ -244,15 +255,9 @@ def test_a_vm_with_a_backup_running_is_left_alone_and_moved_by_a_later_run(prefe
     from tasks.azure.clients import AzureAccess
     from tasks.state.plans import load_plan_vms
 
-    fleet = small_fleet(vms_per_sub=2)
     config = EmulatorConfig(operation_seconds=0.2, backup_job_seconds=20)
-    with Emulator(fleet, config=config) as emu:
-        settings = with_emulator_principal(load_settings(environ={}, flags={
-            "state_store": f"sqlite:///{tmp_path}/state.db",
-            "throttles.polling_interval": 0.05}), emu.connection_info())
-        outcome = run_assessment(settings, tmp_path / "assess")
-        engine = open_store(settings.state_store_url(), synchronous="FULL")
-        plan_id = _plan(engine, outcome.scored, outcome.assessment_id, [1, 2])
+    with planned(tmp_path, small_fleet(vms_per_sub=2), config) as (_emu, settings, engine,
+                                                                   plan_id):
         row = next(load_plan_vms(engine, plan_id, 1).itertuples(index=False))
         access = AzureAccess(settings)
         client = access.backup(row.subscription_id)
