@@ -49,6 +49,7 @@ class Faults:
     rate_5xx: float = 0.0
     rate_drop: float = 0.0
     retry_after_429: int = 1
+    throttle_next: int = 0  # the next N requests answer 429 (then rate_429 applies again)
     stuck_operations: bool = False
     fail_jobs_for: list[str] = field(default_factory=list)  # VM names or ids whose jobs fail
     resource_guard_vaults: list[str] = field(default_factory=list)  # vault names or ids
@@ -72,6 +73,13 @@ class Faults:
 
     def reseed(self, seed: int) -> None:
         self._rng = random.Random(seed)
+
+    def take_throttle_next(self) -> bool:
+        with self._lock:
+            if self.throttle_next <= 0:
+                return False
+            self.throttle_next -= 1
+            return True
 
     def roll(self, rate: float) -> bool:
         if rate <= 0:

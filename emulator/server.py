@@ -174,7 +174,7 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return True
-        if faults.roll(faults.rate_429):
+        if faults.take_throttle_next() or faults.roll(faults.rate_429):
             code = "RateLimiting" if kind == "arg" else "TooManyRequests"
             self._send(
                 ArmError(

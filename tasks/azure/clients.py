@@ -60,7 +60,12 @@ class AzureAccess:
         kwargs: dict[str, Any] = {
             "base_url": self.base_url,
             "credential_scopes": [self.cloud.scope],
+            # azure-core caps each kind of retry on its own (status codes, connect, read: 3 by
+            # default) below retry_total: http_retries is meant for all of them.
             "retry_policy": RetryPolicy(retry_total=t.http_retries,
+                                        retry_status=t.http_retries,
+                                        retry_connect=t.http_retries,
+                                        retry_read=t.http_retries,
                                         retry_backoff_factor=t.http_backoff,
                                         retry_backoff_max=t.http_max_backoff),
             "transport": RequestsTransport(session=self._session, session_owner=False,

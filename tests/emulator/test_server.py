@@ -66,6 +66,19 @@ def test_injected_429s_and_5xx_and_drops_are_retried_by_the_sdk():
             assert len(list(compute.disks.list())) == 6
 
 
+def test_every_429_in_a_row_up_to_http_retries_is_retried():
+    # azure-core caps status-code retries at 3 unless told otherwise: http_retries covers them.
+    with Emulator(small_fleet(), faults=Faults(retry_after_429=0)) as emu:
+        compute = _access(emu, http_retries=6).compute(SUB_A)
+        assert len(list(compute.disks.list())) == 6  # the token is fetched and cached
+        emu.world.faults.throttle_next = 6
+        assert len(list(compute.disks.list())) == 6
+        emu.world.faults.throttle_next = 7
+        with pytest.raises(AzureError) as err, azure_call("listing disks"):
+            list(compute.disks.list())
+        assert err.value.status == 429
+
+
 def test_5xx_beyond_the_retry_budget_is_a_clear_error():
     with Emulator(small_fleet(), faults=Faults(rate_5xx=1.0)) as emu:
         compute = _access(emu, http_retries=1).compute(SUB_A)
