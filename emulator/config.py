@@ -53,6 +53,10 @@ class Faults:
     stuck_operations: bool = False
     fail_jobs_for: list[str] = field(default_factory=list)  # VM names or ids whose jobs fail
     resource_guard_vaults: list[str] = field(default_factory=list)  # vault names or ids
+    # Resource guards (names or ids) on which the principal lacks the Backup MUA Operator role:
+    # a critical request naming such a guard answers LinkedAuthorizationFailed
+    # (emulator/resource_guard.py).
+    mua_operator_missing: list[str] = field(default_factory=list)
     # ARM ids (subscriptions, resource groups, vaults...) the principal has no access to:
     # ARM requests under them get 403, Resource Graph queries naming them get 403.
     forbidden_scopes: list[str] = field(default_factory=list)
