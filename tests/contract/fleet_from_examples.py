@@ -1,7 +1,9 @@
 """Helpers for the REST-example contract tests (``tests/contract/test_*.py``).
 
-- ``examples_root`` / ``load_example``: Microsoft's published examples (``azure/rest-examples``,
-  the shared research folder outside this repository).
+- ``examples_root`` / ``load_example``: Microsoft's published examples, kept in this repository
+  (``tests/contract/rest_examples``, a byte-for-byte copy of the workplace's research folder
+  ``azure/rest-examples``); ``INDEX.md`` there (and ``compute/INDEX.md``) names each file's source
+  path and commit in Azure/azure-rest-api-specs. ``indexed_examples`` reads those indexes.
 - ``contract_fleet``: a fleet built FROM the examples' own response bodies. The examples'
   subscription GUIDs, resource groups, vault and item names are kept where they are valid ARM
   names, so most requests go out exactly as the example shows them; only what cannot exist is
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
@@ -77,33 +79,43 @@ ITEM_VMS = (("iaasvm-rg", "iaasvm-1"), ("netsdktestrg", "netvmtestv2vm1"),
 
 # -- the examples ------------------------------------------------------------------------------
 
-def examples_root() -> Path | None:
-    """``azure/rest-examples``: ``$CCMIGRATE_REST_EXAMPLES`` (the folder, or one service folder
-    in it), else next to the repository (``../shared/azure/rest-examples``); None if absent."""
-    here = Path(__file__).resolve()
-    candidates: list[Path] = []
-    env = os.environ.get("CCMIGRATE_REST_EXAMPLES")
-    if env:
-        candidates += [Path(env), Path(env).parent]
-    candidates += [here.parents[2] / "azure" / "rest-examples",
-                   here.parents[3] / "shared" / "azure" / "rest-examples"]
-    return next((p for p in candidates if (p / "compute").is_dir()
-                 and (p / "resourcegraph").is_dir()), None)
+EXAMPLES_ROOT = Path(__file__).resolve().parent / "rest_examples"
+# An index line: "- `service/File.json` | src `path` | commit `sha` | ..." (compute/INDEX.md
+# names its files without the folder).
+_INDEX_LINE = re.compile(r"^- `(?P<file>[^`]+\.json)` \| src `(?P<src>[^`]+)` \| "
+                         r"commit `(?P<commit>[0-9a-f]{40})`")
+
+
+def examples_root() -> Path:
+    """The project's copy of the examples (never a folder outside the repository: a clone
+    anywhere must run the contract)."""
+    return EXAMPLES_ROOT
 
 
 def example_stems(service: str) -> list[str]:
-    """Every example file of a service folder (names without ``.json``), sorted."""
-    root = examples_root()
-    if root is None:
-        return []
-    return sorted(p.stem for p in (root / service).glob("*.json"))
+    """Every example of a service folder (names without ``.json``), sorted: those the index
+    names and those on disk. A named file that is missing stays in the list, so its
+    parametrised contract test fails on reading it instead of vanishing."""
+    named = {Path(name).stem for name in indexed_examples() if name.startswith(f"{service}/")}
+    return sorted(named | {p.stem for p in (EXAMPLES_ROOT / service).glob("*.json")})
+
+
+def indexed_examples() -> dict[str, tuple[str, str]]:
+    """``service/File.json`` -> (source path, commit), for every file the indexes name."""
+    out: dict[str, tuple[str, str]] = {}
+    for index in sorted(EXAMPLES_ROOT.rglob("INDEX.md")):
+        folder = index.parent.relative_to(EXAMPLES_ROOT).as_posix()
+        for line in index.read_text().splitlines():
+            m = _INDEX_LINE.match(line)
+            if m:
+                name = m["file"] if folder == "." else f"{folder}/{m['file']}"
+                out[name] = (m["src"], m["commit"])
+    return out
 
 
 @cache
 def _read(service: str, stem: str) -> str:
-    root = examples_root()
-    assert root is not None, "the REST examples folder is not on this machine"
-    return (root / service / f"{stem}.json").read_text()
+    return (EXAMPLES_ROOT / service / f"{stem}.json").read_text()
 
 
 def load_example(service: str, stem: str) -> dict[str, Any]:

@@ -31,16 +31,12 @@ from tests.contract.fleet_from_examples import (
     compare,
     contract_fleet,
     example_stems,
-    examples_root,
     load_example,
     plain,
     request_problems,
     running,
     without,
 )
-
-pytestmark = pytest.mark.skipif(examples_root() is None,
-                                reason="the REST examples folder (azure/rest-examples) is absent")
 
 SERVICE = "recoveryservicesbackup"
 DEADLINE = 10.0  # seconds an emulator operation (0.05 s) may take before the test gives up

@@ -18,14 +18,10 @@ from tests.contract.fleet_from_examples import (
     compare,
     create_group,
     example_stems,
-    examples_root,
     load_example,
     request_problems,
     response_bodies,
 )
-
-pytestmark = pytest.mark.skipif(examples_root() is None,
-                                reason="the REST examples folder (azure/rest-examples) is absent")
 
 World = tuple[Emulator, Any]
 

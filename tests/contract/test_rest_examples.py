@@ -10,8 +10,10 @@ sends its own api-version (what ccmigrate sends), not the example's; the emulato
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import azure.mgmt.compute.models as compute
@@ -30,17 +32,15 @@ from tests.contract import (
 )
 from tests.contract.fleet_from_examples import (
     CREATE_EXAMPLES,
+    EXAMPLES_ROOT,
     SERVICES,
     contract_config,
     contract_fleet,
     example_stems,
-    examples_root,
+    indexed_examples,
     load_example,
     response_bodies,
 )
-
-pytestmark = pytest.mark.skipif(examples_root() is None,
-                                reason="the REST examples folder (azure/rest-examples) is absent")
 
 _CREATE = ("the emulator does not create {what} (ccmigrate never does), so the create request "
            "is not applicable; the response shape is checked against the emulator's GET of the "
@@ -122,6 +122,31 @@ _SCENARIOS = {
     "resourcegraph": test_resource_graph_examples.SCENARIOS,
 }
 _ALL = [(service, stem) for service in SERVICES for stem in example_stems(service)]
+
+
+def test_every_example_the_index_names_is_in_the_project_with_its_source() -> None:
+    """The examples travel with the project: each file ``INDEX.md`` names exists under
+    ``tests/contract/rest_examples`` (a missing one fails here, never skips), and each example file
+    there is named by the index with its source path and commit in azure-rest-api-specs."""
+    indexed = indexed_examples()
+    on_disk = {p.relative_to(EXAMPLES_ROOT).as_posix() for p in EXAMPLES_ROOT.rglob("*.json")}
+    assert len(indexed) == 44, f"the indexes name {len(indexed)} examples, INDEX.md says 44"
+    assert not sorted(set(indexed) - on_disk), f"missing examples: {sorted(set(indexed) - on_disk)}"
+    assert not sorted(on_disk - set(indexed)), (
+        f"examples with no source in INDEX.md: {sorted(on_disk - set(indexed))}")
+    assert all(src.endswith(Path(name).name) for name, (src, _) in indexed.items())
+
+
+def test_no_code_reads_examples_from_outside_the_project() -> None:
+    """A clone anywhere runs the contract: no test, tool or product code reads the workplace's
+    research folder beside the repository (its relative path, or one built to it)."""
+    repo = EXAMPLES_ROOT.parents[2]
+    folder = "sha" + "red"  # spelled apart so this file does not match itself
+    needle = re.compile(rf"\.\./{folder}\b|[\"']{folder}[\"']\s*/|/ *[\"']{folder}[\"']")
+    hits = [p.relative_to(repo).as_posix()
+            for top in ("tests", "emulator", "tasks", "flows", "reports", "bench", "config")
+            for p in (repo / top).rglob("*.py") if needle.search(p.read_text())]
+    assert not hits, f"files that read the research folder outside the repository: {hits}"
 
 
 def test_every_example_file_has_exactly_one_contract_scenario() -> None:

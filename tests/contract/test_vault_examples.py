@@ -17,13 +17,9 @@ from tests.contract.fleet_from_examples import (
     Wire,
     compare,
     example_stems,
-    examples_root,
     load_example,
     request_problems,
 )
-
-pytestmark = pytest.mark.skipif(examples_root() is None,
-                                reason="the REST examples folder (azure/rest-examples) is absent")
 
 World = tuple[Emulator, Any]
 

@@ -1,19 +1,17 @@
 """Emulator responses carry every key Microsoft's published REST examples carry.
 
 The key trees below are read from the examples in ``azure/rest-examples/recoveryservicesbackup``
-(the shared research folder, outside this repository); ``test_key_trees_match_the_examples``
-re-derives them whenever that folder is present, so the embedded copies cannot drift.
+(kept in this repository: ``tests/contract/rest_examples``); ``test_key_trees_match_the_examples``
+re-derives them, so the embedded copies cannot drift.
 Responses are fetched raw (``requests``), so the SDK's deserialisation can't hide a gap.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from tests.emulator.test_backup_routes import (
@@ -98,12 +96,10 @@ TREES: dict[str, tuple[str, tuple[Any, ...], Any]] = {
 }
 
 
-def _examples_dir() -> Path | None:
-    env = os.environ.get("CCMIGRATE_REST_EXAMPLES")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "azure" /
-                      "rest-examples" / "recoveryservicesbackup")
-    return next((p for p in candidates if p.is_dir()), None)
+def _examples_dir() -> Path:
+    """The project's copy of the examples (``tests/contract/rest_examples``)."""
+    return Path(__file__).resolve().parents[1] / "contract" / "rest_examples" / \
+        "recoveryservicesbackup"
 
 
 def _tree(value: Any) -> Any:
@@ -135,8 +131,6 @@ def missing(expected: Any, actual: Any, path: str = "") -> list[str]:
 
 def test_key_trees_match_the_examples() -> None:
     folder = _examples_dir()
-    if folder is None:
-        pytest.skip("the REST examples folder is not on this machine")
     for name, (example, path, tree) in TREES.items():
         node: Any = json.loads((folder / example).read_text())
         for step in path:
