@@ -83,6 +83,11 @@ def vm_not_in_desirable_state(vm_name: str) -> JobError:
                     ("Make sure the VM is Running, Stopped or Stopped (deallocated) and retry.",))
 
 
+def late_job_failure(vm_id: str) -> JobError:
+    """The ``jobs_fail_after_operation`` fault: the job fails after its operation succeeded."""
+    return vm_not_in_desirable_state(vm_id.rstrip("/").rsplit("/", 1)[-1])
+
+
 def job_failure(world: World, svc: BackupService, vm_id: str,
                 policy: dict | None) -> JobError | None:
     """Why a job applying ``policy`` to ``vm_id`` fails now, or None when it succeeds."""
