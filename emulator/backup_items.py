@@ -68,6 +68,11 @@ def item_view(item: dict) -> dict[str, Any]:
     props = dict(item.get("properties") or {})
     props.setdefault("protectedItemDataId", _data_id(item["id"]))
     props.setdefault("lastRecoveryPoint", None)
+    # ProtectedItem.policyName (azure-mgmt-recoveryservicesbackup models); `az backup item
+    # set-policy` reads it to fetch the current policy (azure-cli backup/custom.py,
+    # update_policy_for_item), so a real item carries it.
+    if props.get("policyId"):
+        props["policyName"] = str(props["policyId"]).rsplit("/", 1)[-1]
     return {**item, "properties": props}
 
 

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from . import arg, backup, compute, resource_guard
+from . import arg, arm_meta, backup, compute, resource_guard
 from .auth import TokenIssuer, _OAuthError
 from .config import EmulatorConfig, Faults
 from .http import ArmError, Request, Response, Router
@@ -105,7 +105,10 @@ def token(world: World, req: Request, tenant: str) -> Response:
 
 
 def _routers() -> list[Router]:
-    return [admin, auth, arg.router, compute.router, backup.router, resource_guard.router]
+    return [
+        admin, auth, arm_meta.router, arg.router, compute.router, backup.router,
+        resource_guard.router,
+    ]
 
 
 class _Handler(BaseHTTPRequestHandler):
