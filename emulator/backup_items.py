@@ -16,8 +16,9 @@ its message), ``BMSUserErrorObjectLocked`` (another operation runs on the item; 
 ``BMSUserErrorPolicyNotFound``, ``BMSUserErrorSourceVmNotFound``,
 ``BMSUserErrorVmVaultLocationMismatch``, ``UserErrorVmAlreadyProtectedInOtherVault`` (message as
 the service words it), ``UserErrorEnhancedToStandardPolicyChangeNotSupported``,
-``BMSUserErrorProtectionStopped``; ``ResourceGuardOperationRequestsMissing`` (403, see
-``operations.require_guard_approval``).
+``BMSUserErrorProtectionStopped``. On a vault linked to a Resource Guard, a policy change that
+reduces retention, a stop and a delete are critical operations (``emulator/resource_guard.py``,
+whose refusal code is unverified).
 """
 
 from __future__ import annotations
@@ -42,11 +43,17 @@ from .operations import (
     iso,
     paged,
     parse_filter,
-    require_guard_approval,
     service,
     status_response,
     still_running,
     vault_or_404,
+)
+from .resource_guard import (
+    DELETE_PROTECTION,
+    STOP_PROTECTION_RETAIN,
+    UPDATE_PROTECTION,
+    require_guard_request,
+    retention_reduced,
 )
 from .state import ITEM, VAULT, VM, parse_id
 from .world import World
@@ -224,7 +231,8 @@ def put_item(world: World, req: Request, sub: str, rg: str, vault: str, fabric: 
         if wanted_state == "ProtectionStopped":
             if existing is None:
                 existing = _item_or_404(world, res, item_id)
-            require_guard_approval(world, res, req, "Stop protection")
+            require_guard_request(world, res, req, STOP_PROTECTION_RETAIN,
+                                  "Stop protection (retain data)")
             _check_unlocked(world, svc, existing["id"])
             op, job = _start(world, svc, res, existing["id"], _vm_of(existing), "DisableBackup")
             svc.at(op.due, lambda: _finish_stop(world, svc, op, job, existing["id"]))
@@ -242,7 +250,9 @@ def put_item(world: World, req: Request, sub: str, rg: str, vault: str, fabric: 
             policy = _target_policy(world, res, props.get("policyId"))
             if existing is not None:
                 _refuse_downgrade(world, existing, policy)
-            require_guard_approval(world, res, req, "Modify protection")
+            if existing is not None and _reduces_retention(world, existing, policy):
+                require_guard_request(world, res, req, UPDATE_PROTECTION,
+                                      "Modify protection (reduced retention)")
             _check_unlocked(world, svc, existing["id"] if existing else item_id)
             if existing is None:
                 vm_seg = parse_id(vm_id)
@@ -260,6 +270,15 @@ def put_item(world: World, req: Request, sub: str, rg: str, vault: str, fabric: 
                                                      policy))
     return accepted(world, req, req.raw_path, op, status_segment="operationsStatus",
                     result_segment="operationResults")
+
+
+def _reduces_retention(world: World, item: dict, policy: dict) -> bool:
+    """Re-pointing ``item`` to ``policy`` keeps some recovery point for less time than its
+    current policy does (what makes "modify protection" critical under MUA)."""
+    current = (item.get("properties") or {}).get("policyId") or ""
+    if not current or current.lower() == policy["id"].lower():
+        return False
+    return retention_reduced(world.state.get(current), policy)
 
 
 def _vm_of(item: dict) -> str:
@@ -355,7 +374,7 @@ def delete_item(world: World, req: Request, sub: str, rg: str, vault: str, fabri
     existing = world.state.get(_item_id(res, fabric, container, item))
     if existing is None:
         return Response(204)
-    require_guard_approval(world, res, req, "Delete protection")
+    require_guard_request(world, res, req, DELETE_PROTECTION, "Stop protection and delete data")
     svc = service(world)
     with svc.lock:
         _check_unlocked(world, svc, existing["id"])

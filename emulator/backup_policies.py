@@ -33,12 +33,12 @@ from .operations import (
     find_operation,
     paged,
     parse_filter,
-    require_guard_approval,
     service,
     status_response,
     still_running,
     vault_or_404,
 )
+from .resource_guard import UPDATE_POLICY, require_guard_request, retention_reduced
 from .state import ITEM, POLICY
 from .world import World
 
@@ -247,8 +247,9 @@ def put_policy(world: World, req: Request, sub: str, rg: str, vault: str,
                 and not props.get("snapshotConsistencyType")):
             raise ArmError(400, "BMSUserErrorInvalidPolicyInput",
                            "snapshotConsistencyType can't be removed from an existing policy.")
-        require_guard_approval(world, res, req, "Microsoft.RecoveryServices/vaults/"
-                                                "backupPolicies/write")
+        if existing is not None and retention_reduced(existing, {"properties": props}):
+            require_guard_request(world, res, req, UPDATE_POLICY,
+                                  "Modify backup policy (reduced retention)")
         _check_limits(world, svc, res, policy_id, existing)
         svc.record_policy_write(res["id"])
         op = svc.new_operation(res["id"], "policy", policy_id, world.config.operation_seconds)
@@ -317,8 +318,6 @@ def delete_policy(world: World, req: Request, sub: str, rg: str, vault: str,
     existing = world.state.get(f"{res['id']}/backupPolicies/{policy}")
     if existing is None:
         return Response(204)
-    require_guard_approval(world, res, req, "Microsoft.RecoveryServices/vaults/"
-                                            "backupPolicies/delete")
     svc = service(world)
     with svc.lock:
         users = active_items(world, res["id"], existing["id"])

@@ -18,17 +18,27 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .arm_types import DISK_TYPE, ITEM_TYPE, POLICY_TYPE, SQLVM_TYPE, VAULT_TYPE, VM_TYPE
+from .arm_types import (
+    DISK_TYPE,
+    GUARD_TYPE,
+    ITEM_TYPE,
+    POLICY_TYPE,
+    PROXY_TYPE,
+    SQLVM_TYPE,
+    VAULT_TYPE,
+    VM_TYPE,
+)
 
 __all__ = ["RESOURCE_TYPES", "FleetError", "load_fleet", "validate_fleet"]
 
 
 RESOURCE_TYPES: frozenset[str] = frozenset(
-    {VM_TYPE, DISK_TYPE, VAULT_TYPE, POLICY_TYPE, ITEM_TYPE, SQLVM_TYPE}
+    {VM_TYPE, DISK_TYPE, VAULT_TYPE, POLICY_TYPE, ITEM_TYPE, SQLVM_TYPE, PROXY_TYPE, GUARD_TYPE}
 )
 _CANONICAL_TYPE = {t.lower(): t for t in RESOURCE_TYPES}
-_NEEDS_LOCATION = frozenset(t.lower() for t in (VM_TYPE, DISK_TYPE, VAULT_TYPE, SQLVM_TYPE))
-_VAULT_CHILDREN = frozenset(t.lower() for t in (POLICY_TYPE, ITEM_TYPE))
+_NEEDS_LOCATION = frozenset(
+    t.lower() for t in (VM_TYPE, DISK_TYPE, VAULT_TYPE, SQLVM_TYPE, GUARD_TYPE))
+_VAULT_CHILDREN = frozenset(t.lower() for t in (POLICY_TYPE, ITEM_TYPE, PROXY_TYPE))
 _SUBSCRIPTION_STATES = ("Enabled", "Disabled", "Warned", "PastDue", "Deleted")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -43,6 +53,9 @@ _ID_EXAMPLE = {
     "IaasVMContainer;iaasvmcontainerv2;{rg};{vm}/protectedItems/VM;iaasvmcontainerv2;{rg};{vm}",
     SQLVM_TYPE: "/subscriptions/{sub}/resourceGroups/{rg}/providers/"
     "Microsoft.SqlVirtualMachine/sqlVirtualMachines/{vm}",
+    PROXY_TYPE: "{vault id}/backupResourceGuardProxies/VaultProxy",
+    GUARD_TYPE: "/subscriptions/{sub}/resourceGroups/{rg}/providers/"
+    "Microsoft.DataProtection/resourceGuards/{guard}",
 }
 
 
@@ -275,7 +288,9 @@ def _validate_resource(i: int, res: Any, source: str, subs: set[str], vaults: se
     if id_type.lower() != tkey:
         raise FleetError(source, where, f"id names a {id_type} but type is {rtype}; the provider "
                          f"path of the id must match type, e.g. \"{_ID_EXAMPLE[canonical]}\"", "id")
-    if sub.lower() not in subs:
+    if sub.lower() not in subs and tkey != GUARD_TYPE.lower():
+        # A Resource Guard may live in a subscription or tenant the fleet does not list
+        # (multi-user-authorization-concept.md, "Usage scenarios").
         raise FleetError(source, where, f"id is in subscription {sub}, which is not listed in "
                          "`subscriptions`; add the subscription or fix the id", "id")
     key = rid.lower()
@@ -311,6 +326,10 @@ def _validate_resource(i: int, res: Any, source: str, subs: set[str], vaults: se
         _validate_vm(props, source, where)
     elif tkey == ITEM_TYPE.lower():
         _validate_item(props, source, where)
+    elif tkey == PROXY_TYPE.lower():
+        _validate_proxy(props, source, where)
+    elif tkey == GUARD_TYPE.lower():
+        _validate_guard(props, source, where)
 
 
 def _validate_vm(props: dict, source: str, where: str) -> None:
@@ -342,6 +361,65 @@ def _validate_item(props: dict, source: str, where: str) -> None:
                            f"a protected item in state {props['protectionState']} needs the full "
                            "id of its backup policy, e.g. \"{vault id}/backupPolicies/"
                            "EnhancedPolicy\" (only ProtectionStopped items may have none)")
+
+
+# The operations a guard can't exclude (multi-user-authorization-concept.md: disable soft
+# delete and disable MUA are mandatory).
+_MANDATORY_OPERATIONS = frozenset({
+    "microsoft.recoveryservices/vaults/backupconfig/write",
+    "microsoft.recoveryservices/vaults/backupresourceguardproxies/delete",
+})
+
+
+def _validate_proxy(props: dict, source: str, where: str) -> None:
+    """A vault's link to its guard (GetResourceGuardProxy.json)."""
+    guard = props.get("resourceGuardResourceId")
+    parsed = _parse_arm_id(guard) if isinstance(guard, str) else None
+    if parsed is None or parsed[1].lower() != GUARD_TYPE.lower():
+        raise _field_error(source, where, props, "resourceGuardResourceId",
+                           "properties.resourceGuardResourceId",
+                           f"expected the guard's ARM id, e.g. \"{_ID_EXAMPLE[GUARD_TYPE]}\"")
+    details = props.get("resourceGuardOperationDetails", [])
+    if not isinstance(details, list):
+        raise _field_error(source, where, props, "resourceGuardOperationDetails",
+                           "properties.resourceGuardOperationDetails",
+                           'expected a list of {"vaultCriticalOperation": ..., '
+                           '"defaultResourceRequest": "{guard id}/{request type}/default"}')
+    for j, detail in enumerate(details):
+        path = f"properties.resourceGuardOperationDetails[{j}]"
+        for key in ("vaultCriticalOperation", "defaultResourceRequest"):
+            value = detail.get(key) if isinstance(detail, dict) else None
+            if not isinstance(value, str) or not value:
+                raise _field_error(source, where, detail, key, f"{path}.{key}",
+                                   "expected a string, e.g. \"Microsoft.RecoveryServices/vaults/"
+                                   "backupPolicies/write\" and \"{guard id}/"
+                                   "updateProtectionPolicyRequests/default\"")
+        if not detail["defaultResourceRequest"].lower().startswith(guard.lower() + "/"):
+            raise FleetError(source, where, f"{path}.defaultResourceRequest is not a request of "
+                             f"the guard {guard}; expected \"{guard}/{{request type}}/default\"",
+                             f"{path}.defaultResourceRequest")
+
+
+def _validate_guard(props: dict, source: str, where: str) -> None:
+    """A Resource Guard (dataprotection ResourceGuardCRUD examples)."""
+    ops = props.get("resourceGuardOperations", [])
+    if not isinstance(ops, list) or not all(
+            isinstance(o, dict) and isinstance(o.get("vaultCriticalOperation"), str)
+            and isinstance(o.get("requestResourceType"), str) for o in ops):
+        raise _field_error(source, where, props, "resourceGuardOperations",
+                           "properties.resourceGuardOperations",
+                           'expected a list of {"vaultCriticalOperation": ..., '
+                           '"requestResourceType": "Microsoft.DataProtection/resourceGuards/..."}')
+    excluded = props.get("vaultCriticalOperationExclusionList", [])
+    if not isinstance(excluded, list) or not all(isinstance(e, str) for e in excluded):
+        raise _field_error(source, where, props, "vaultCriticalOperationExclusionList",
+                           "properties.vaultCriticalOperationExclusionList",
+                           "expected a list of vaultCriticalOperation strings")
+    for j, name in enumerate(excluded):
+        if name.lower() in _MANDATORY_OPERATIONS:
+            raise FleetError(source, where, f"{name} is mandatory and can't be excluded (disable "
+                             "soft delete and disable MUA are always protected); remove it",
+                             f"properties.vaultCriticalOperationExclusionList[{j}]")
 
 
 def _validate_skus(fleet: dict, source: str) -> None:

@@ -219,30 +219,6 @@ def vault_or_404(world: World, req: Request, sub: str, rg: str, vault: str) -> d
     return res
 
 
-def require_guard_approval(world: World, vault: dict, req: Request, what: str) -> None:
-    """Multi-user authorization: a guarded vault refuses critical operations without approval.
-
-    Approval is the ``x-ms-authorization-auxiliary`` header (a token for the Resource Guard's
-    tenant) or ``properties.resourceGuardOperationRequests`` in the body. The emulator treats
-    every policy write and every protected-item change on a guarded vault as critical (Azure
-    only guards the ones that reduce protection); the code is the emulator's choice, the
-    message quotes the service's ("ResourceGuard Operation requestid is either null or empty").
-    """
-    if not world.faults.guarded(vault["id"]):
-        return
-    if req.headers.get("x-ms-authorization-auxiliary"):
-        return
-    props = (req.body or {}).get("properties") if isinstance(req.body, dict) else None
-    if isinstance(props, dict) and props.get("resourceGuardOperationRequests"):
-        return
-    raise ArmError(403, "ResourceGuardOperationRequestsMissing",
-                   f"The operation '{what}' on vault '{vault['name']}' is protected by a "
-                   "Resource Guard (multi-user authorization) and the request carries no approval:"
-                   " ResourceGuard Operation requestid is either null or empty. Send "
-                   "resourceGuardOperationRequests in the body or an x-ms-authorization-auxiliary"
-                   " token with access to the Resource Guard.")
-
-
 def paged(world: World, req: Request, items: list[dict], *, size: int | None = None,
           key: str = "$skiptoken") -> Response:
     """``{"value", "nextLink"}`` paging with an offset token and a properly encoded nextLink."""

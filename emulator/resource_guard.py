@@ -50,14 +50,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from .arm_types import GUARD_TYPE, PROXY_TYPE
 from .http import ArmError, Request, Response, Router
 from .operations import V, paged, vault_or_404
 from .world import World
 
 router = Router()
 
-PROXY_TYPE = "Microsoft.RecoveryServices/vaults/backupResourceGuardProxies"
-GUARD_TYPE = "Microsoft.DataProtection/resourceGuards"
 DEFAULT_PROXY = "VaultProxy"  # azure-cli custom_help.default_resource_guard
 
 _RSV = "Microsoft.RecoveryServices/vaults"

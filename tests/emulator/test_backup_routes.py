@@ -490,24 +490,6 @@ def test_without_the_object_locked_fault_concurrent_changes_apply_in_order() -> 
         assert get_item(client, "vm-1111-0")["policyId"] == policy_id("enhanced-daily")
 
 
-def test_guarded_vault_refuses_policy_and_item_writes_without_approval() -> None:
-    with running(faults=Faults(resource_guard_vaults=[VAULT])) as emu:
-        client = client_for(emu)
-        for attempt in (lambda: clone_policy(client, "enhanced-daily", "guarded"),
-                        lambda: start_change(client, "vm-1111-0",
-                                             policy_id("enhanced-daily-crash"))):
-            with pytest.raises(HttpResponseError) as info:
-                attempt()
-            assert info.value.status_code == 403
-            assert error_code(info.value) == "ResourceGuardOperationRequestsMissing"
-            assert "Resource Guard" in info.value.error.message
-        start_change(client, "vm-1111-0", policy_id("enhanced-daily-crash"),
-                     x_ms_authorization_auxiliary="Bearer approval").result()
-        assert get_item(client, "vm-1111-0")["policyId"] == policy_id("enhanced-daily-crash")
-        other = client_for(emu, SUB_B)  # an unguarded vault is not affected
-        clone_policy(other, "enhanced-daily", "free", vault="vault-2222")
-
-
 def test_enabling_protection_creates_a_protected_item_for_an_unprotected_vm() -> None:
     with running() as emu:
         client = client_for(emu)

@@ -79,8 +79,8 @@ def test_a_valid_fleet_passes_and_loads(tmp_path: Path) -> None:
     assert load_fleet(str(path)) == fleet
 
 
-def test_the_six_resource_types_are_the_arm_ones() -> None:
-    assert len(RESOURCE_TYPES) == 6
+def test_the_eight_resource_types_are_the_arm_ones() -> None:
+    assert len(RESOURCE_TYPES) == 8  # six of the fleet, plus a Resource Guard and its link
     assert "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems" \
         in RESOURCE_TYPES
 
