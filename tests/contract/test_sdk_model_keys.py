@@ -392,6 +392,49 @@ def write_backup(world: World) -> None:
     world.notes["jobs"] = jobs
 
 
+def _expect_error(world: World, wire: Wire, model: type, call: Callable[[], Any]) -> None:
+    """An ARM error envelope, as the error model the operation's generated code names
+    (``_failsafe_deserialize(_models.CloudError|ErrorResponse, response)``)."""
+    with pytest.raises(HttpResponseError):
+        call()
+    world.seen.record("ARM errors", model, wire)
+
+
+def read_errors(world: World) -> None:
+    """404s of a VM, a vault, a policy and a job that do not exist."""
+    wire = Wire()
+    vault = next(v for v in world.of_type(VAULT))
+    p = _parts(vault["id"])
+    sub, rg, name = p["subscriptions"], p["resourcegroups"], p["vaults"]
+    _expect_error(world, wire, compute.CloudError, lambda: world.access.compute(
+        sub).virtual_machines.get(rg, "no-such-vm", **wire.hook))
+    _expect_error(world, wire, vaults.CloudError, lambda: world.access.vaults(sub).vaults.get(
+        rg, "no-such-vault", **wire.hook))
+    client = world.access.backup(sub)
+    _expect_error(world, wire, backup.ErrorResponse, lambda: client.protection_policies.get(
+        name, rg, "no-such-policy", **wire.hook))
+    _expect_error(world, wire, backup.ErrorResponse, lambda: client.job_details.get(
+        name, rg, "00000000-0000-0000-0000-00000000dead", **wire.hook))
+
+
+def read_resource_graph(world: World, subs: list[str]) -> None:
+    """A paged query (first and next page) and a ``summarize``: ``QueryResponse`` is an msrest
+    model (azure-mgmt-resourcegraph 8), so this also walks the msrest side of ``sdk_models``;
+    the rows themselves are free-form (``data: object``)."""
+    from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions, QueryResponse
+
+    client, wire = world.access.resource_graph(), Wire()
+    query = "Resources | where type =~ 'microsoft.compute/virtualmachines' | project id, name"
+    first = client.resources(QueryRequest(subscriptions=subs, query=query, options=(
+        QueryRequestOptions(top=50, result_format="objectArray"))), **wire.hook)
+    client.resources(QueryRequest(subscriptions=subs, query=query, options=QueryRequestOptions(
+        top=50, skip_token=first.skip_token, result_format="objectArray")), **wire.hook)
+    client.resources(QueryRequest(subscriptions=subs, query=(
+        "Resources | summarize count() by type"), options=QueryRequestOptions(
+        result_format="objectArray")), **wire.hook)
+    world.seen.record("resource graph", QueryResponse, wire)
+
+
 def _subscription_client(world: World) -> Any:
     """azure-mgmt-resource-subscriptions' ``SubscriptionClient`` (the subscription models moved
     out of azure-mgmt-resource, whose 26.0 no longer has them), wired like ``AzureAccess``'s
@@ -438,6 +481,8 @@ def world() -> Iterator[World]:
                 read_compute(w, sub)
                 read_backup(w, sub)
             write_backup(w)
+            read_errors(w)
+            read_resource_graph(w, subs)
             if _HAS_SUBSCRIPTION_ROUTES:
                 read_subscriptions(w)
             yield w
@@ -450,7 +495,8 @@ def world() -> Iterator[World]:
 WHAT = ("virtual machines", "VM instance views", "disks", "resource SKUs", "vaults",
         "backup policies", "protected items", "resource guard proxies", "item operation statuses",
         "item operation results", "policy operation statuses", "policy operation results",
-        "backup operation statuses", "jobs", "ARM errors", "subscriptions", "tenants")
+        "backup operation statuses", "jobs", "ARM errors", "resource graph", "subscriptions",
+        "tenants")
 
 
 @pytest.mark.parametrize("what", WHAT)
