@@ -32,7 +32,7 @@ from typing import Any
 from .arm_types import ITEM_TYPE, VM_TYPE
 from .backup_policies import STOPPED_STATES, policy_type, refresh_count
 from .http import ArmError, Request, Response, Router
-from .jobs import Job, job_failure, new_job
+from .jobs import Job, job_failure, late_job_failure, new_job
 from .operations import (
     BackupService,
     Operation,
@@ -304,8 +304,9 @@ def _start(world: World, svc: BackupService, vault: dict, item_id: str, vm_id: s
            operation: str, bag: dict[str, str] | None = None,
            seconds: float | None = None) -> tuple[Operation, Job]:
     kind = "item-delete" if operation == "DeleteBackupData" else "item"
-    op = svc.new_operation(vault["id"], kind, item_id,
-                           world.config.operation_seconds if seconds is None else seconds)
+    op = svc.new_operation(vault["id"], kind, item_id, svc.timing.seconds(
+        "backup_operation" if operation == "Backup" else "item_operation")
+        if seconds is None else seconds)
     job = new_job(svc, vault["id"], operation, vm_id, item_id, property_bag=bag)
     op.job_ids.append(job.id)
     return op, job
@@ -315,12 +316,19 @@ def _finish_configure(world: World, svc: BackupService, op: Operation, job: Job,
                       item_id: str, vm_id: str, policy: dict) -> None:
     current = world.state.get(policy["id"]) or policy
     error = job_failure(world, svc, vm_id, current)
-    job.finish(error, at=op.due)
+    if error is None and world.faults.job_fails_after_operation(vm_id):
+        # The operation succeeds and the item moves; its ConfigureBackup job fails later.
+        late = op.due + svc.duration(svc.timing.seconds("policy_item_job"))
+        svc.at(late, lambda: job.finish(late_job_failure(vm_id), at=late))
+    else:
+        job.finish(error, at=op.due)
     op.finish(error.arm() if error else None)
     if error:
         return
     item = world.state.get(item_id)
     old_policy = ((item or {}).get("properties") or {}).get("policyId")
+    if _standard_to_enhanced(world, item, current):
+        _start_move_backup(world, svc, vault, item_id, vm_id)
     fields = {"policyId": current["id"], "policyName": current["name"],
               "policyType": policy_type(current)}
     if item is None:
@@ -335,6 +343,27 @@ def _finish_configure(world: World, svc: BackupService, op: Operation, job: Job,
     refresh_count(world, vault["id"], current["id"])
     if old_policy and old_policy.lower() != current["id"].lower():
         refresh_count(world, vault["id"], old_policy)
+
+
+def _standard_to_enhanced(world: World, item: dict | None, policy: dict) -> bool:
+    """The item leaves a Standard (V1) policy for an Enhanced (V2) one."""
+    props = (item or {}).get("properties") or {}
+    before = props.get("policyType")
+    if before not in ("V1", "V2") and props.get("policyId"):
+        old = world.state.get(props["policyId"])
+        before = policy_type(old) if old else None
+    return before == "V1" and policy_type(policy) == "V2"
+
+
+def _start_move_backup(world: World, svc: BackupService, vault: dict, item_id: str,
+                       vm_id: str) -> None:
+    """Moving from Standard to Enhanced "triggers a backup job ... [that] might take up to
+    several hours" (backup-azure-vm-migrate-enhanced-policy.md). Azure starts it, not the user;
+    while it runs the item is busy like any other job on it."""
+    job = new_job(svc, vault["id"], "Backup", vm_id, item_id, user_triggered=False,
+                  property_bag={"Backup Type": "Migration to Enhanced policy"})
+    due = job.start_mono + svc.duration(svc.timing.seconds("enhanced_move_job"))
+    svc.at(due, lambda: _finish_backup(world, svc, job, item_id, due))
 
 
 def _new_item(world: World, item_id: str, vm_id: str, fields: dict) -> dict:
@@ -396,8 +425,9 @@ def delete_item(world: World, req: Request, sub: str, rg: str, vault: str, fabri
 @router.route("POST", P_ITEM + "/backup", "write")
 def trigger_backup(world: World, req: Request, sub: str, rg: str, vault: str, fabric: str,
                    container: str, item: str) -> Response:
-    """202 (TriggerBackup_Post.json); the operation succeeds once the Backup job is started,
-    the job itself takes ``config.backup_job_seconds`` and updates the item when it ends."""
+    """202 (TriggerBackup_Post.json); the operation succeeds once the Backup job is started
+    (its status names the job), the job itself takes ``backup_job`` seconds
+    (``emulator/timing.py``) and updates the item when it ends."""
     res = vault_or_404(world, req, sub, rg, vault)
     existing = _item_or_404(world, res, _item_id(res, fabric, container, item))
     body = req.body
@@ -424,7 +454,7 @@ def trigger_backup(world: World, req: Request, sub: str, rg: str, vault: str, fa
         _check_unlocked(world, svc, existing["id"])
         op, job = _start(world, svc, res, existing["id"], _vm_of(existing), "Backup")
         svc.at(op.due, op.finish)
-        due = job.start_mono + svc.duration(world.config.backup_job_seconds)
+        due = job.start_mono + svc.duration(svc.timing.seconds("backup_job"))
         svc.at(due, lambda: _finish_backup(world, svc, job, existing["id"], due))
     return accepted(world, req, req.raw_path.rsplit("/", 1)[0], op,
                     status_segment="operationsStatus", result_segment="operationResults")

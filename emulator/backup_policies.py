@@ -1,12 +1,14 @@
 """Backup policy routes: list, get, create-or-update (202 + async operation), delete.
 
-A PUT changes nothing until its operation succeeds (``config.operation_seconds`` later); the
-policy then appears or changes in ``world.state``. Editing a policy that has protected items
-starts one ``ConfigureBackup`` job per item (their ids are the operation's ``jobIds``); those
-jobs finish ``config.job_seconds`` after the edit lands. As the how-to article describes for
-in-place edits, the edit itself succeeds and only the jobs of unsupported VMs fail: the
-operation status stays ``Succeeded`` and ``failedJobsError`` maps each failed job id to its
-error code, and the item gets ``extendedInfo.policyInconsistent: true``.
+A PUT changes nothing until its operation succeeds (``policy_operation`` seconds later, see
+``emulator/timing.py``); the policy then appears or changes in ``world.state``. Editing a policy
+that has protected items starts one ``ConfigureBackup`` job per item (their ids are the
+operation's ``jobIds``); those jobs finish ``policy_item_job`` seconds after the edit lands.
+As the how-to article describes for in-place edits, the edit itself succeeds and only the
+jobs of unsupported VMs fail: the operation status stays ``Succeeded`` and ``failedJobsError``
+maps each failed job id to its error code, and the item gets
+``extendedInfo.policyInconsistent: true``. The faults ``policy_put_answers_200`` and
+``policy_partial_failure`` give the other shapes Azure allows.
 
 Error codes: ``BMSUserErrorInvalidPolicyInput`` (Azure's, with its message), and
 ``BMSUserErrorPolicyObjectInUse`` for deleting a policy items still use (Azure's); the limits
@@ -19,11 +21,12 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from typing import Any
 
 from .arm_types import POLICY_TYPE
 from .http import ArmError, Request, Response, Router
-from .jobs import job_failure, new_job
+from .jobs import JobError, job_failure, new_job
 from .operations import (
     BackupService,
     Operation,
@@ -47,6 +50,14 @@ router = Router()
 P = V + "/backupPolicies"
 # Items in these states no longer run backups under their policy (StopProtection.json).
 STOPPED_STATES = {"ProtectionStopped", "BackupsSuspended", "ProtectionPaused"}
+# The ``policy_partial_failure`` fault. What a policy operation reports when part of its
+# fan-out fails is undocumented (api-notes section 6), so both codes are the emulator's own
+# (unverified); callers must judge by reading the policy and items back, not by the code.
+PARTIAL_FAILURE = {"code": "BMSUserErrorPolicyUpdatePartiallyFailed",
+                   "message": "The policy was updated but configuring backup failed for some of "
+                              "its protected items. Check the ConfigureBackup jobs."}
+PARTIAL_JOB_FAILURE = JobError("UserErrorVmNotInDesirableState",
+                               "Configuring backup with the updated policy failed for this VM.")
 _INVALID = ("Input for create or update policy is not in proper format\r\nPlease check format "
             "of parameters like schedule time, schedule days, retention time and retention days. ")
 
@@ -252,7 +263,8 @@ def put_policy(world: World, req: Request, sub: str, rg: str, vault: str,
                                   "Modify backup policy (reduced retention)")
         _check_limits(world, svc, res, policy_id, existing)
         svc.record_policy_write(res["id"])
-        op = svc.new_operation(res["id"], "policy", policy_id, world.config.operation_seconds)
+        op = svc.new_operation(res["id"], "policy", policy_id,
+                                svc.timing.seconds("policy_operation"))
         if existing is None:
             svc.pending_policies[policy_id.lower()] = (
                 svc.pending_policies.get(policy_id.lower(), 0) + 1)
@@ -260,6 +272,12 @@ def put_policy(world: World, req: Request, sub: str, rg: str, vault: str,
             policy_id = existing["id"]
             _fan_out(world, svc, op, res, policy_id, props)
         svc.at(op.due, lambda: _apply(world, svc, op, res, policy_id, policy, props))
+        if world.faults.policy_put_answers_200:
+            # 200 with the policy (ArmResourceUpdatedResponse in ProtectionPolicyResource.tsp):
+            # the change is in place when the answer comes; its fan-out jobs still run.
+            op.due = time.monotonic()
+            svc.tick()
+            return Response(200, policy_view(world.state.get(policy_id), single=True))
     return accepted(world, req, req.raw_path, op, status_segment="operations",
                     result_segment="operationResults")
 
@@ -277,26 +295,29 @@ def _apply(world: World, svc: BackupService, op: Operation, vault: dict, policy_
     world.state.put({"id": stored_id, "name": existing["name"] if existing else name,
                      "type": POLICY_TYPE,
                      "properties": {**copy.deepcopy(props), "protectedItemsCount": count}})
-    op.finish()
+    op.finish(PARTIAL_FAILURE if existing and world.faults.partial_failure(stored_id) else None)
 
 
 def _fan_out(world: World, svc: BackupService, op: Operation, vault: dict, policy_id: str,
              props: dict) -> None:
     """One ConfigureBackup job per item on the edited policy, done ``job_seconds`` after it."""
     name = policy_id.rsplit("/", 1)[-1]
-    for item in active_items(world, vault["id"], policy_id):
+    items = active_items(world, vault["id"], policy_id)
+    partial = world.faults.partial_failure(policy_id)
+    for index, item in enumerate(items):
         vm_id = (item.get("properties") or {}).get("sourceResourceId") or ""
         job = new_job(svc, vault["id"], "ConfigureBackup", vm_id, item["id"],
                       property_bag={"Policy Name": name})
         op.job_ids.append(job.id)
-        due = op.due + svc.duration(world.config.job_seconds)
-        svc.at(due, lambda job=job, item_id=item["id"], due=due: _reconfigure(
-            world, svc, job, item_id, policy_id, props, due))
+        due = op.due + svc.duration(svc.timing.seconds("policy_item_job"))
+        forced = PARTIAL_JOB_FAILURE if partial and index >= len(items) // 2 else None
+        svc.at(due, lambda job=job, item_id=item["id"], due=due, forced=forced: _reconfigure(
+            world, svc, job, item_id, policy_id, props, due, forced))
 
 
 def _reconfigure(world: World, svc: BackupService, job: Any, item_id: str, policy_id: str,
-                 props: dict, due: float) -> None:
-    error = job_failure(world, svc, job.vm_id, {"properties": props})
+                 props: dict, due: float, forced: JobError | None = None) -> None:
+    error = forced or job_failure(world, svc, job.vm_id, {"properties": props})
     job.finish(error, at=due)
     item = world.state.get(item_id)
     if item is None or (item.get("properties") or {}).get("policyId", "").lower() != (
@@ -324,7 +345,7 @@ def delete_policy(world: World, req: Request, sub: str, rg: str, vault: str,
         if users:
             raise _in_use(existing, len(users))
         op = svc.new_operation(res["id"], "policy-delete", existing["id"],
-                               world.config.operation_seconds)
+                               svc.timing.seconds("policy_operation"))
 
         def done() -> None:
             still = active_items(world, res["id"], existing["id"])

@@ -28,11 +28,15 @@ class EmulatorConfig:
     write_refill: float = 10.0
     # Page size of ARM list responses (nextLink paging).
     list_page_size: int = 200
-    # How long async operations and jobs take, in seconds.
-    operation_seconds: float = 0.3
-    job_seconds: float = 0.3
-    backup_job_seconds: float = 0.5
-    retry_after: int | None = None  # fixed Retry-After on async responses; None = remaining time
+    # How long async operations and jobs take (emulator/timing.py): a profile ("fast" for
+    # tests, "azure" for Azure's documented durations) divided by time_scale; the explicit
+    # values below, when given, win over the profile for their quantity and are not scaled.
+    timing: str = "fast"
+    time_scale: float = 1.0
+    operation_seconds: float | None = None  # item, policy and backup-trigger operations
+    job_seconds: float | None = None  # ConfigureBackup jobs a policy edit fans out
+    backup_job_seconds: float | None = None  # Backup jobs (on demand, Standard->Enhanced move)
+    retry_after: int | None = None  # fixed Retry-After on async responses
     # Recovery Services limits (Azure Backup FAQ).
     policies_per_vault: int = 200
     policy_writes_per_vault_per_day: int = 50
@@ -70,6 +74,25 @@ class Faults:
     refuse_consistency_revert: bool = False
     object_locked: bool = True  # BMSUserErrorObjectLocked while an operation runs on the item
     expire_tokens: bool = False  # treat every token as expired (clock skew, revoked session)
+    # Shapes Azure allows for our writes that the happy path never shows (api-notes section 6):
+    # a policy PUT answered 200 with the policy, applied at once (ProtectionPolicyResource.tsp:
+    # ArmResourceUpdatedResponse | AcceptedResponse).
+    policy_put_answers_200: bool = False
+    # Policy names whose next edit applies, then fails part-way: the policy is stored, the
+    # ConfigureBackup jobs of the second half of its items fail, the operation ends Failed.
+    policy_partial_failure: list[str] = field(default_factory=list)
+    # VM names or ids whose item change succeeds (operation Succeeded, policy re-pointed) while
+    # its ConfigureBackup job fails afterwards.
+    jobs_fail_after_operation: list[str] = field(default_factory=list)
+    # Recovery Services' own per-action throttling: the next N requests under
+    # Microsoft.RecoveryServices answer 429 ResourceRequestsThrottled with this Retry-After,
+    # while the subscription's remaining-requests header stays high.
+    provider_throttle_next: int = 0
+    provider_throttle_retry_after: int = 120
+    # The global per-subscription bucket shared by every principal (15x the per-principal one,
+    # request-limits-and-throttling.md); set these to make other principals' load bind.
+    global_capacity: int | None = None
+    global_refill: float | None = None
 
     def __post_init__(self) -> None:
         self._rng = random.Random(0)
@@ -79,10 +102,17 @@ class Faults:
         self._rng = random.Random(seed)
 
     def take_throttle_next(self) -> bool:
+        return self._take_one("throttle_next")
+
+    def take_provider_throttle(self) -> bool:
+        return self._take_one("provider_throttle_next")
+
+    def _take_one(self, name: str) -> bool:
         with self._lock:
-            if self.throttle_next <= 0:
+            left = getattr(self, name)
+            if left <= 0:
                 return False
-            self.throttle_next -= 1
+            setattr(self, name, left - 1)
             return True
 
     def roll(self, rate: float) -> bool:
@@ -103,9 +133,13 @@ class Faults:
             setattr(self, key, value)
 
     def job_fails_for(self, vm_id: str) -> bool:
-        name = vm_id.rstrip("/").rsplit("/", 1)[-1].lower()
-        wanted = {v.lower() for v in self.fail_jobs_for}
-        return vm_id.lower() in wanted or name in wanted
+        return _names(vm_id, self.fail_jobs_for)
+
+    def job_fails_after_operation(self, vm_id: str) -> bool:
+        return _names(vm_id, self.jobs_fail_after_operation)
+
+    def partial_failure(self, policy_id: str) -> bool:
+        return _names(policy_id, self.policy_partial_failure)
 
     def forbidden(self, path: str) -> str | None:
         """The forbidden scope that ``path`` falls under, if any."""
@@ -120,3 +154,10 @@ class Faults:
         name = vault_id.rstrip("/").rsplit("/", 1)[-1].lower()
         wanted = {v.lower() for v in self.resource_guard_vaults}
         return vault_id.lower() in wanted or name in wanted
+
+
+def _names(resource_id: str, wanted: list[str]) -> bool:
+    """``resource_id`` is named in ``wanted`` by its full id or its last segment."""
+    name = resource_id.rstrip("/").rsplit("/", 1)[-1].lower()
+    low = {v.lower() for v in wanted}
+    return resource_id.lower() in low or name in low

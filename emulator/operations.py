@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from .http import ArmError, Request, Response, Router, require_api_version
+from .timing import Timing
 from .world import World, new_id
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ class BackupService:
         self.pending_policies: dict[str, int] = {}  # policy id (lower) -> creates in flight
         self._by_item: dict[str, list[Operation | Job]] = {}  # item id (lower) -> its work
         self._skus: tuple[int, dict[tuple[str, str], bool]] | None = None
+        self.timing = Timing(world.config)
 
     # -- scheduling ------------------------------------------------------------------------
     def duration(self, seconds: float) -> float:
@@ -257,13 +259,8 @@ def parse_filter(text: str, allowed: tuple[str, ...]) -> dict[str, str]:
 
 
 def retry_after(world: World, op: Operation) -> str:
-    """Seconds to wait: fixed ``config.retry_after``, else 0 for sub-second work, else the
-    remaining time rounded up (so a poller with ``polling_interval=0`` stays fast)."""
-    if world.config.retry_after is not None:
-        return str(world.config.retry_after)
-    if op.duration < 1:
-        return "0"
-    return str(max(1, math.ceil(op.remaining())))
+    """Seconds a client should wait before asking again (``emulator/timing.py``)."""
+    return service(world).timing.retry_after(op.remaining(), op.duration)
 
 
 def accepted(world: World, req: Request, base_path: str, op: Operation, *,

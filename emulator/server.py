@@ -24,6 +24,7 @@ from .auth import TokenIssuer, _OAuthError
 from .config import EmulatorConfig, Faults
 from .http import ArmError, Request, Response, Router
 from .state import FleetState, subscription_of
+from .throttle import BucketSet
 from .tls import make_tls
 from .world import World
 
@@ -236,7 +237,9 @@ def _check_access(world: World, req: Request, kind: str) -> None:
 
 
 def _throttle(world: World, kind: str, req: Request) -> dict[str, str]:
-    """ARM's per-subscription read/write buckets; ARG has its own quota in its route."""
+    """ARM's per-subscription read/write buckets, the global per-subscription bucket every
+    principal shares, and Recovery Services' own per-action throttling (the
+    ``provider_throttle_next`` fault). ARG has its own quota in its route."""
     if kind not in ("read", "write", "delete"):
         return {}
     sub = subscription_of(req.path)
@@ -246,16 +249,62 @@ def _throttle(world: World, kind: str, req: Request) -> dict[str, str]:
     take = buckets.take(sub)
     name = "reads" if kind == "read" else ("writes" if kind == "write" else "deletes")
     header = {f"x-ms-ratelimit-remaining-subscription-{name}": str(take.remaining)}
-    if not take.ok:
+    ok, wait = take.ok, take.retry_after
+    if kind in ("read", "write"):
+        # request-limits-and-throttling.md: a global limit per subscription, 15x the
+        # per-principal one, across all principals; real answers carry its remaining count
+        # (x-ms-ratelimit-remaining-subscription-global-{reads,writes}, api-notes section 6).
+        shared = _global_buckets(world, kind).take(sub)
+        header[f"x-ms-ratelimit-remaining-subscription-global-{name}"] = str(shared.remaining)
+        if not shared.ok:
+            ok, wait = False, max(wait, shared.retry_after)
+    if not ok:
+        seconds = max(1, int(wait + 0.999))
         raise ArmError(
             429,
             "SubscriptionRequestsThrottled",
             f"Number of '{kind}' requests for subscription '{sub}' actor "
             f"'{req.principal}' exceeded. Please try again after "
-            f"'{max(1, int(take.retry_after + 0.999))}' seconds after the last request.",
-            headers={**header, "Retry-After": str(max(1, int(take.retry_after + 0.999)))},
+            f"'{seconds}' seconds after the last request.",
+            headers={**header, "Retry-After": str(seconds)},
+        )
+    if "/providers/microsoft.recoveryservices/" in req.path.lower() and (
+            world.faults.take_provider_throttle()):
+        # Recovery Services throttles some actions itself, whatever ARM's buckets say
+        # (hashicorp/terraform-provider-azurerm #26874 quotes this code and message).
+        action = _action_of(req.path, kind)
+        raise ArmError(
+            429,
+            "ResourceRequestsThrottled",
+            f"Number of requests for action '{action}' exceeded the limit of the resource "
+            "provider. Please try again after some time.",
+            headers={**header, "Retry-After": str(world.faults.provider_throttle_retry_after)},
         )
     return header
+
+
+def _global_buckets(world: World, kind: str) -> BucketSet:
+    """The global bucket set for reads or writes, rebuilt when the faults resize it."""
+    cfg, faults = world.config, world.faults
+    capacity = cfg.read_capacity if kind == "read" else cfg.write_capacity
+    refill = cfg.read_refill if kind == "read" else cfg.write_refill
+    size = (faults.global_capacity or 15 * capacity, faults.global_refill or 15 * refill)
+    key = f"global-{kind}"
+    with world.lock:
+        current = world.services.get(key)
+        if current is None or current[0] != size:
+            current = world.services[key] = (size, BucketSet(*size))
+    return current[1]
+
+
+def _action_of(path: str, kind: str) -> str:
+    """``Microsoft.RecoveryServices/vaults/.../protectedItems/read`` for a request path."""
+    parts = path.strip("/").split("/")
+    lower = [p.lower() for p in parts]
+    at = lower.index("providers") + 1 if "providers" in lower else 0
+    words = [parts[at], *parts[at + 1::2]]
+    return "/".join(words) + ("/read" if kind == "read" else
+                               "/delete" if kind == "delete" else "/write")
 
 
 class _Server(ThreadingHTTPServer):
@@ -372,6 +421,12 @@ class Emulator:
     def state(self) -> dict:
         self.world.tick()
         return self.world.state.dump()
+
+    def timing_description(self) -> str:
+        """Which service timing this emulator runs (``emulator/timing.py``)."""
+        from .timing import Timing
+
+        return Timing(self.config).describe()
 
     def stats(self) -> dict[str, int]:
         return dict(self.world.request_count)

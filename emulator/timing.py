@@ -5,8 +5,8 @@ Two profiles (``EmulatorConfig.timing``):
 - ``fast`` (the default, for unit tests): every operation and job takes a fraction of a second
   and ``Retry-After`` is 0 for sub-second work, so pollers spin quickly.
 - ``azure``: each duration is drawn, seeded, from the range in ``AZURE`` below, grounded in
-  Microsoft's docs and REST examples (each range names its source; where the range is our own
-  inference from a single example it says so). Async 202s and running-operation reads carry
+  Microsoft's docs, REST examples and a maintainer's word (each range names its source; where a
+  number is our own inference it says so). Async 202s and running-operation reads carry
   ``Retry-After: 60``, as every Microsoft 202 example for these writes does.
 
 ``time_scale`` K divides the *service* durations and the async ``Retry-After`` by K (the latter
@@ -35,58 +35,60 @@ PROFILES = ("fast", "azure")
 
 @dataclass(frozen=True)
 class Span:
-    """A duration range in seconds (at scale 1), drawn uniformly, and where it comes from."""
+    """A duration in seconds (at scale 1): drawn from a triangular distribution between
+    ``low`` and ``high`` peaking at ``typical``, with where those numbers come from."""
 
     low: float
+    typical: float
     high: float
     source: str
 
 
-# Azure's timings. The kinds:
-# - item_operation: a protected-item PUT (enable protection, change policy) until its operation
-#   and its ConfigureBackup job end (the job is what the operation waits for).
-# - policy_operation: a policy PUT or DELETE until the policy is stored.
-# - policy_item_job: each ConfigureBackup job a policy edit fans out to an item on the policy,
-#   counted from the end of the policy operation.
-# - backup_operation: an on-demand backup POST until the Backup job has started.
-# - backup_job: an on-demand (or scheduled) Azure VM Backup job, snapshot and transfer.
-# - enhanced_move_job: the Backup job Azure starts itself when an item moves from a Standard
-#   (V1) to an Enhanced (V2) policy.
+# Azure's timings, per kind of work. "specs" = Azure/azure-rest-api-specs RecoveryServicesBackup
+# examples 2026-11-01 (copied in tests/contract/rest_examples); "MD" = MicrosoftDocs/azure-docs
+# articles/backup. Where a number is ours, the source says "inference".
 AZURE: dict[str, Span] = {
+    # A protected-item PUT (enable protection, change policy) until its operation and its
+    # ConfigureBackup job end.
     "item_operation": Span(
-        20, 90,
-        "ListJobs.json (specs, RecoveryServicesBackup 2026-11-01 Common): a ConfigureBackup job "
-        "of PT31.3066291S; the 202's Retry-After: 60 (ConfigureProtection.json) says Azure "
-        "itself expects to need about a minute. The 20-90 s spread around them is our "
-        "inference."),
+        30, 60, 300,
+        "Azure/azure-rest-api-specs#4032 (a Microsoft engineer): 'these operations usually take "
+        "between 1 min and 5 mins'; specs ListJobs.json: a ConfigureBackup job of PT31.3S. "
+        "The 30 s low is inference from that job."),
+    # A policy PUT or DELETE until the policy is stored.
     "policy_operation": Span(
-        10, 60,
-        "IaaS_v2_hourly.json / ProtectionPolicies_CreateOrUpdate_*.json: 202 with Retry-After: "
-        "60; no published duration, so the range below one Retry-After is our inference."),
+        5, 30, 300,
+        "inference: no example gives a duration (ProtectionPolicyOperationStatuses_Get.json "
+        "has startTime == endTime); the high is #4032's 5 minutes."),
+    # Each ConfigureBackup job a policy edit fans out to an item on it, from the edit's end.
     "policy_item_job": Span(
-        20, 90,
-        "How-to (backup-azure-vms-agentless-multi-disk-crash-consistent.md): editing a policy "
-        "creates one ConfigureBackup job per associated VM; same range as item_operation "
-        "(ListJobs.json's 31 s job)."),
+        30, 31, 300,
+        "specs ListJobs.json: ConfigureBackup job PT31.3066291S; the 300 s high is #4032's "
+        "5 minutes (inference that job and operation take about as long)."),
+    # An on-demand backup POST until its operation succeeded (the Backup job has started).
     "backup_operation": Span(
-        2, 20,
-        "TriggerBackup_Post.json: 202 with Retry-After: 60 and the job id in the operation "
-        "status (backup-azure-arm-userestapi-backupazurevms.md); how soon the job starts is "
-        "not published: our inference."),
+        1, 5, 60,
+        "MD backup-azure-arm-userestapi-backupazurevms.md: the captured trigger's operation "
+        "started and ended in the same second; typical and high are inference."),
+    # An Azure VM Backup job (snapshot, then transfer to the vault).
     "backup_job": Span(
-        15 * 60, 3 * 3600,
-        "backup-azure-vms-introduction.md and backup-azure-vms-troubleshoot.md: the snapshot "
-        "phase takes minutes, the transfer to the vault from minutes to hours depending on "
-        "changed data; GetJobDetails.json shows a Backup job InProgress (Take Snapshot, "
-        "Transfer data to vault). 15 min - 3 h is our reading of those."),
+        600, 1223, 28800,
+        "MD backup-azure-arm-userestapi-managejobs.md: a Backup job of 00:20:23 (1223 s); "
+        "MD backup-azure-vms-introduction.md: 'at peak times it can take up to eight hours'. "
+        "The 10 min low is inference."),
+    # The Backup job Azure starts itself when an item moves from Standard to Enhanced.
     "enhanced_move_job": Span(
-        30 * 60, 4 * 3600,
-        "backup-azure-vm-migrate-enhanced-policy.md: moving a VM from Standard to Enhanced "
-        "triggers a backup job that 'might take up to several hours'."),
+        1223, 3600, 10800,
+        "MD backup-azure-vm-migrate-enhanced-policy.md: the migration 'triggers a backup job "
+        "... [that] might take up to several hours'; the low is a Backup job's typical "
+        "(managejobs.md), 1 h typical and 3 h high are inference."),
 }
 # Every Microsoft 202 example for item writes, policy writes and backup triggers carries
-# Retry-After: 60 (ConfigureProtection.json, IaaS_v2_hourly.json, TriggerBackup_Post.json,
-# ProtectedItemOperationResults.json).
+# Retry-After: 60 (specs ConfigureProtection.json, StopProtection.json, IaaS_v2_hourly.json,
+# TriggerBackup_Post.json, ProtectedItemOperationResults.json; a captured 202 in MD
+# backup-azure-arm-userestapi-backupazurevms.md). Whether a running operation's *status* carries
+# one is unverified (ProtectedItemOperationStatus.json has no headers): the emulator sends the
+# same, and ccmigrate works either way (azure-core falls back to its polling interval).
 AZURE_RETRY_AFTER = 60
 
 # The fast profile: what the emulator always did before it had profiles.
@@ -137,7 +139,7 @@ class Timing:
             return FAST[kind]
         span = AZURE[kind]
         with self._lock:
-            drawn = self._rng.uniform(span.low, span.high)
+            drawn = self._rng.triangular(span.low, span.high, span.typical)
         return drawn / self.scale
 
     def retry_after(self, remaining: float, duration: float) -> str:

@@ -13,6 +13,8 @@ import typer
 
 from tasks.errors import InputError
 
+from . import options as opt
+
 app = typer.Typer(help="The local Azure emulator: generate fleets, serve them.",
                   no_args_is_help=True)
 
@@ -54,11 +56,15 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="Port; 0 picks a free one.")] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed for --demo and for faults.")] = 7,
     verbose: Annotated[bool, typer.Option("--verbose", help="Log requests to stderr.")] = False,
+    timing: opt.Timing = "fast",
+    time_scale: opt.TimeScale = 1.0,
     retry_after: Annotated[int | None, typer.Option(
-        "--retry-after", help="Fixed Retry-After (s) on async responses.",
+        "--retry-after", help="Fixed Retry-After (s) on async responses; wins over --timing, "
+        "not scaled.", show_default=False)] = None,
+    operation_seconds: Annotated[float | None, typer.Option(
+        "--operation-seconds", help="Exact duration (s) of async operations and the "
+        "ConfigureBackup jobs of a policy edit; wins over --timing, not scaled.",
         show_default=False)] = None,
-    operation_seconds: Annotated[float, typer.Option(
-        "--operation-seconds", help="Duration of async operations and jobs.")] = 0.3,
     arg_quota: Annotated[int, typer.Option("--arg-quota",
                                            help="Resource Graph queries per window.")] = 15,
     latency_ms: Annotated[float, typer.Option("--latency-ms", help="Added latency.")] = 0.0,
@@ -82,10 +88,10 @@ def serve(
         show_default=False)] = None,
 ) -> None:
     """Serve a fleet over HTTPS; print one JSON line with the connection facts once ready."""
-    from emulator.config import EmulatorConfig, Faults
+    from emulator.config import Faults
     from emulator.server import Emulator
 
-    from .emulated import demo_fleet, load_fleet_file
+    from .emulated import demo_fleet, emulator_config, load_fleet_file
 
     if (fleet is None) == (demo is None):
         raise InputError("give exactly one of --fleet FLEET.json or --demo N")
@@ -94,9 +100,9 @@ def serve(
         if not 0 <= value <= 1:
             raise InputError(f"{flag} {value}: a share between 0 and 1, e.g. 0.05")
     data = load_fleet_file(fleet) if fleet else demo_fleet(demo or 0, seed)
-    config = EmulatorConfig(seed=seed, verbose=verbose, retry_after=retry_after,
-                            operation_seconds=operation_seconds, job_seconds=operation_seconds,
-                            arg_quota=arg_quota)
+    config = emulator_config(timing, time_scale, seed=seed, verbose=verbose,
+                             retry_after=retry_after, operation_seconds=operation_seconds,
+                             job_seconds=operation_seconds, arg_quota=arg_quota)
     if client_secret:
         config.client_secret = client_secret
     faults = Faults(latency_ms=latency_ms, rate_429=rate_429, rate_5xx=rate_5xx,
@@ -113,6 +119,7 @@ def serve(
         raise InputError(f"--port {port}: cannot listen there ({exc.strerror}); "
                          "use --port 0 for any free port") from exc
     try:
+        sys.stderr.write(f"emulator timing: {emu.timing_description()}\n")
         sys.stdout.write(json.dumps(emu.connection_info()) + "\n")
         sys.stdout.flush()
         while not stop.wait(0.5):

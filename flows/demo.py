@@ -21,6 +21,8 @@ def demo_command(
     seed: Annotated[int, typer.Option("--seed", help="Fleet generator seed.")] = 7,
     out: Annotated[Path, typer.Option("--out", help="Folder for the reports and the demo's own "
                                                     "state store.")] = Path("ccmigrate-demo"),
+    timing: opt.Timing = "fast",
+    time_scale: opt.TimeScale = 1.0,
     config: opt.Config = None,
 ) -> None:
     """Generate a fleet, serve it on a local HTTPS emulator and run the whole story over it:
@@ -30,23 +32,26 @@ def demo_command(
     from .cli_assess import print_summary
     from .cli_migrate import print_wave
     from .cli_plan import print_plan
-    from .emulated import demo_fleet, emulated
+    from .emulated import demo_fleet, emulated, emulator_config
     from .migrate import run_wave
     from .plan import PlanRequest, prepare_plan, run_plan
     from .prefect_runtime import prefect_runtime
     from .progress import Progress
 
     check_out_dir(out)
+    emu_config = emulator_config(timing, time_scale)
     # The demo keeps its own state store beside its reports: it never mixes with real runs.
-    # The emulator answers in a fraction of a second, so poll it often.
+    # Under the fast timing the emulator answers in a fraction of a second, so poll it often
+    # (Azure's Retry-After, under --timing azure, wins over this interval).
     settings = opt.build_settings(
         config=config, state_store=f"sqlite:///{out.resolve() / 'state.db'}",
         extra={"throttles.polling_interval": 0.1, "waves.canary": 1, "waves.ramp": ["3%"]})
     typer.echo(f"Generating a fleet of {vms} VMs (seed {seed}) ...")
     fleet = demo_fleet(vms, seed)
-    with emulated(settings, fleet) as (emu, emu_settings):
+    with emulated(settings, fleet, emu_config) as (emu, emu_settings):
         typer.echo(f"Emulator (Azure Resource Graph, Compute, Recovery Services, Entra ID) on "
                    f"{emu.endpoint}")
+        typer.echo(f"Emulator timing: {emu.timing_description()}")
         typer.echo("Starting Prefect ...")
         with prefect_runtime() as api:
             typer.echo(f"Prefect API: {api}")

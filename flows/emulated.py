@@ -35,6 +35,19 @@ def demo_fleet(vms: int, seed: int = DEMO_SEED, subscriptions: int | None = None
     return generate_fleet(vms=vms, subscriptions=subs, seed=seed)
 
 
+def emulator_config(timing: str = "fast", time_scale: float = 1.0,
+                    **values: object) -> EmulatorConfig:
+    """An emulator configuration from the timing flags, bad values refused as input errors."""
+    from emulator.timing import check
+
+    try:
+        check(timing, time_scale)
+    except ValueError as exc:
+        flag = "--timing" if str(exc).startswith("timing") else "--time-scale"
+        raise InputError(f"{flag}: {exc}") from exc
+    return EmulatorConfig(timing=timing, time_scale=time_scale, **values)  # type: ignore[arg-type]
+
+
 @contextlib.contextmanager
 def emulated(settings: Settings, fleet: dict,
              config: EmulatorConfig | None = None) -> Iterator[tuple[Emulator, Settings]]:
@@ -45,7 +58,8 @@ def emulated(settings: Settings, fleet: dict,
 
 
 @contextlib.contextmanager
-def azure_target(settings: Settings, demo: int | None, fleet: Path | None) -> Iterator[Settings]:
+def azure_target(settings: Settings, demo: int | None, fleet: Path | None,
+                 config: EmulatorConfig | None = None) -> Iterator[Settings]:
     """Settings for where a command's Azure calls go: an in-process emulator over a generated
     fleet (``--demo``) or a fleet file (``--fleet``), else wherever the settings point."""
     if demo is not None and fleet is not None:
@@ -54,5 +68,5 @@ def azure_target(settings: Settings, demo: int | None, fleet: Path | None) -> It
         yield settings
         return
     data = load_fleet_file(fleet) if fleet else demo_fleet(demo or DEFAULT_DEMO_VMS)
-    with emulated(settings, data) as (_emu, emu_settings):
+    with emulated(settings, data, config) as (_emu, emu_settings):
         yield emu_settings

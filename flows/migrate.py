@@ -66,6 +66,7 @@ def move_config(settings: Settings, verify: str | None = None) -> Any:
                       timeout=settings.throttles.operation_timeout,
                       irreversible_timeout=float(_setting(settings, "irreversible_timeout_s",
                                                           14400)),
+                      backup_timeout=float(_setting(settings, "backup_timeout_s", 86400)),
                       verify=verify or _setting(settings, "verify", "job"))
 
 

@@ -36,6 +36,13 @@ Demo = Annotated[int | None, typer.Option(
     "`--demo` or `--demo N`.", show_default=False, metavar="[N]")]
 Fleet = Annotated[Path | None, typer.Option(
     "--fleet", help="Run on this fleet file in an in-process emulator.", show_default=False)]
+Timing = Annotated[str, typer.Option(
+    "--timing", help="The emulator's service timing: fast (sub-second operations) or azure "
+    "(durations and Retry-After as Azure documents them, see emulator/timing.py).")]
+TimeScale = Annotated[float, typer.Option(
+    "--time-scale", help="Divide the emulator's service durations and async Retry-After by K "
+    "(Retry-After rounded up, never below 1 s); ARM and Resource Graph throttles are never "
+    "scaled.", metavar="K")]
 ManagementGroups = Annotated[list[str] | None, typer.Option(
     "--management-group", help="Management group in scope (repeatable).", show_default=False)]
 

@@ -163,6 +163,7 @@ class Waves(_Strict):
     verify: Literal["job", "backup"] = "job"
     lease_ttl_s: int = Field(60, ge=5, le=3600)
     irreversible_timeout_s: int = Field(14_400, ge=60, le=7 * 24 * 3600)
+    backup_timeout_s: int = Field(86_400, ge=60, le=7 * 24 * 3600)
 
     @field_validator("ramp", mode="before")
     @classmethod

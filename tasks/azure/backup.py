@@ -151,10 +151,21 @@ def put_policy_with_status(client, vault: VaultRef, name: str, properties: dict,
                                        first_delay=_retry_after(headers))
         if status.get("status") != "Succeeded":
             error = status.get("error") or {}
-            raise AzureError(f"{what}: the operation ended {status.get('status')}: "
-                             f"{error.get('code', '')} {error.get('message', '')}".strip(),
-                             code=error.get("code"))
+            raise PolicyOperationFailed(
+                f"{what}: the operation ended {status.get('status')}: "
+                f"{error.get('code', '')} {error.get('message', '')}".strip(),
+                code=error.get("code"), operation=status)
     return get_policy(client, vault, name), status
+
+
+class PolicyOperationFailed(AzureError):
+    """Azure accepted a policy write and its operation then failed. What such an operation
+    leaves behind is undocumented (api-notes section 6): part of it may have applied, so the
+    caller reads the policy back; ``operation`` is the final status (its ``jobIds``)."""
+
+    def __init__(self, message: str, *, code: str | None, operation: dict) -> None:
+        super().__init__(message, code=code)
+        self.operation = operation
 
 
 def wait_policy_operation(client, vault: VaultRef, name: str, op_id: str, *,
@@ -181,6 +192,17 @@ def _retry_after(headers: dict[str, str]) -> float:
         return float(headers.get("Retry-After") or 0)
     except ValueError:
         return 0.0
+
+
+# -- multi-user authorization ----------------------------------------------------------------
+
+def list_guard_proxies(client, vault: VaultRef) -> list[dict]:
+    """The vault's links to a Resource Guard (``ResourceGuardProxies_Get``: GET
+    ``.../backupResourceGuardProxies``; empty when the vault has none). azure-cli reads the
+    same list before a critical command (custom_help.has_resource_guard_mapping)."""
+    with azure_call(f"reading the Resource Guard links of vault {vault.vault}"):
+        return [_plain(p) for p in client.resource_guard_proxies.get(vault.vault,
+                                                                      vault.resource_group)]
 
 
 # -- protected items -------------------------------------------------------------------------
@@ -216,16 +238,25 @@ class ItemOperation:
             return _plain(self.poller.result())
 
 
-def set_item_policy(client, ref: ItemRef, vm_id: str, policy_id: str) -> ItemOperation:
-    """Enable protection or move an item to ``policy_id`` (the seed's Option 1, step 10)."""
+def set_item_policy(client, ref: ItemRef, vm_id: str, policy_id: str, *,
+                    guard_requests: list[str] | None = None) -> ItemOperation:
+    """Enable protection or move an item to ``policy_id`` (the seed's Option 1, step 10).
+
+    ``guard_requests``: on a vault under multi-user authorization, a change that reduces
+    retention is critical and names the Resource Guard's request in
+    ``properties.resourceGuardOperationRequests`` (as azure-cli's ``update_policy_for_item``
+    does; tasks/migration/mua.py)."""
     captured: dict[str, str] = {}
 
     def hook(response) -> None:
         if not captured and response.http_request.method == "PUT":
             captured.update(response.http_response.headers)
 
-    body = {"properties": {"protectedItemType": "Microsoft.Compute/virtualMachines",
-                           "sourceResourceId": vm_id, "policyId": policy_id}}
+    body: dict[str, Any] = {"properties": {
+        "protectedItemType": "Microsoft.Compute/virtualMachines", "sourceResourceId": vm_id,
+        "policyId": policy_id}}
+    if guard_requests:
+        body["properties"]["resourceGuardOperationRequests"] = list(guard_requests)
     with azure_call(f"changing the backup policy of {ref.item}"):
         poller = client.protected_items.begin_create_or_update(
             ref.vault.vault, ref.vault.resource_group, ref.fabric, ref.container, ref.item,
@@ -254,6 +285,15 @@ def trigger_backup(client, ref: ItemRef, expiry_utc: str) -> str | None:
         client.backups.trigger(ref.vault.vault, ref.vault.resource_group, ref.fabric,
                                ref.container, ref.item, body, cls=keep)
     return _operation_id(headers.get("Azure-AsyncOperation") or headers.get("Location"))
+
+
+def backup_operation_status(client, vault: VaultRef, op_id: str) -> dict:
+    """The status of an on-demand backup's operation; once it succeeded, its
+    ``properties.jobId`` names the Backup job (backup-azure-arm-userestapi-backupazurevms.md,
+    "Track the job")."""
+    with azure_call(f"reading backup operation {op_id} in vault {vault.vault}"):
+        return _plain(client.backup_operation_statuses.get(vault.vault, vault.resource_group,
+                                                           op_id))
 
 
 # -- jobs ------------------------------------------------------------------------------------

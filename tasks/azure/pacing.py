@@ -30,6 +30,7 @@ KINDS = ("reads", "writes", "deletes")
 _KIND_OF_METHOD = {"GET": "reads", "HEAD": "reads", "DELETE": "deletes",
                    "PUT": "writes", "PATCH": "writes", "POST": "writes"}
 _SUBSCRIPTION = re.compile(r"^/subscriptions/([^/]+)", re.IGNORECASE)
+_PROVIDER = re.compile(r"/providers/([^/]+)", re.IGNORECASE)
 _CONTEXT_KEY = "ccmigrate_arm_pacing"
 # A 429 without any Retry-After: ARM always sends one; one second is its usual answer.
 _DEFAULT_RETRY_AFTER = 1.0
@@ -146,6 +147,12 @@ def subscription_and_kind(method: str, url: str) -> tuple[str, str] | None:
     return match.group(1).lower(), kind
 
 
+def provider_of(url: str) -> str | None:
+    """The resource provider namespace a request goes to (``Microsoft.RecoveryServices``)."""
+    match = _PROVIDER.search(urlsplit(url).path)
+    return match.group(1) if match else None
+
+
 def retry_after_seconds(headers: Any) -> float | None:
     """Seconds from ``retry-after-ms``, ``x-ms-retry-after-ms`` or ``Retry-After``."""
     for name in ("retry-after-ms", "x-ms-retry-after-ms"):
@@ -197,6 +204,8 @@ class ArmPacer(CustomHookPolicy):
         self._clock = clock
         self._sleep = sleep
         self._buckets: dict[tuple[str, str], Bucket] = {}
+        self._provider_open_at: dict[tuple[str, str], float] = {}
+        self.provider_waits = 0
         self._lock = threading.Lock()
 
     def bucket(self, subscription_id: str, kind: str) -> Bucket:
@@ -226,37 +235,73 @@ class ArmPacer(CustomHookPolicy):
         return bucket, reservation
 
     def learn(self, bucket: Bucket, reservation: Reservation, kind: str, status: int,
-              headers: Any) -> None:
-        """Fold one response into the mirror of its bucket."""
+              headers: Any) -> bool:
+        """Fold one response into the mirror of its bucket; True for a resource provider's
+        own 429 (the subscription's bucket still had tokens)."""
         remaining = _int_header(headers, f"x-ms-ratelimit-remaining-subscription-{kind}")
+        # The global per-subscription limit (all principals together, 15x ours) has its own
+        # header on real answers (api-notes section 6): when other principals have spent it
+        # down, it is the lower count and the one that binds.
+        shared = _int_header(headers, f"x-ms-ratelimit-remaining-subscription-global-{kind}")
+        if shared is not None:
+            remaining = shared if remaining is None else min(remaining, shared)
         if status == 429:
             # A 429 that still shows tokens in the subscription's bucket came from a resource
-            # provider's own limit (e.g. Recovery Services): stopping every request of the
-            # subscription for it would slow the wave for nothing.
+            # provider's own limit (e.g. Recovery Services' ResourceRequestsThrottled):
+            # stopping every request of the subscription for it would slow the wave for
+            # nothing; the caller holds that provider's gate instead.
             if remaining is not None and remaining > 0:
                 bucket.count_throttled()
                 bucket.observe(remaining, reservation)
-                return
+                return True
             wait = retry_after_seconds(headers)
             bucket.drain(_DEFAULT_RETRY_AFTER if wait is None else wait)
         elif remaining is not None:
             bucket.observe(remaining, reservation)
+        return False
+
+    # -- resource providers' own throttling ----------------------------------------------
+    def hold_provider(self, subscription_id: str, provider: str, seconds: float) -> None:
+        """A provider answered 429 of its own (its Retry-After may be minutes): nothing more
+        goes to that provider in this subscription until it has passed."""
+        key = (subscription_id.lower(), provider.lower())
+        with self._lock:
+            self._provider_open_at[key] = max(self._provider_open_at.get(key, 0.0),
+                                              self._clock() + max(0.0, seconds))
+
+    def wait_provider(self, subscription_id: str, provider: str) -> None:
+        key = (subscription_id.lower(), provider.lower())
+        while True:
+            with self._lock:
+                left = self._provider_open_at.get(key, 0.0) - self._clock()
+                if left > 0:
+                    self.provider_waits += 1
+            if left <= 0:
+                return
+            self._sleep(left)
 
     # -- pipeline hooks --------------------------------------------------------------------
     def on_request(self, request: PipelineRequest) -> None:
         http = request.http_request
         key = subscription_and_kind(http.method, http.url)
         if key is not None:
+            provider = provider_of(http.url)
+            if provider:
+                self.wait_provider(key[0], provider)
             bucket, reservation = self.wait_turn(*key)
-            request.context[_CONTEXT_KEY] = (bucket, reservation, key[1])
+            request.context[_CONTEXT_KEY] = (bucket, reservation, key[1], key[0], provider)
         super().on_request(request)
 
     def on_response(self, request: PipelineRequest, response: PipelineResponse) -> None:
         paced = request.context.get(_CONTEXT_KEY)
         if paced is not None:
-            bucket, reservation, kind = paced
+            bucket, reservation, kind, subscription, provider = paced
             http = response.http_response
-            self.learn(bucket, reservation, kind, http.status_code, http.headers)
+            if self.learn(bucket, reservation, kind, http.status_code, http.headers) \
+                    and provider:
+                wait = retry_after_seconds(http.headers)
+                self.hold_provider(subscription, provider,
+                                   _DEFAULT_RETRY_AFTER if wait is None else wait)
         super().on_response(request, response)
 
     # -- observability ---------------------------------------------------------------------
@@ -275,4 +320,5 @@ class ArmPacer(CustomHookPolicy):
                 totals[kind][name] += value
         for kind in KINDS:
             totals[kind]["wait_s"] = round(totals[kind]["wait_s"], 3)
-        return {"enabled": True, **totals, "subscriptions": subscriptions}
+        return {"enabled": True, **totals, "provider_waits": self.provider_waits,
+                "subscriptions": subscriptions}

@@ -17,14 +17,17 @@ import contextlib
 import copy
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..azure import backup
 from ..errors import AzureError
-from .move import DONE_JOB_STATES, MoveConfig, VmPlan
+from .move import DONE_JOB_STATES, MoveConfig, VmPlan, _parse_time
 from .policies import app_clone_body, ensure_policy
 
 CRASH = "OnlyCrashConsistent"
+# Clock skew allowed between us and Azure when finding the jobs of an edit Azure answered 200.
+JOB_CLOCK_MARGIN = timedelta(minutes=2)
 
 
 @dataclass
@@ -76,20 +79,32 @@ class PolicySwitch:
                                target_policy_id=policy_id)
         wanted = _without_read_only(before["properties"])
         wanted["snapshotConsistencyType"] = CRASH
+        sent = _now()
+        failure: AzureError | None = None
         try:
             _, status = backup.put_policy_with_status(
                 client, vault, name, wanted, timeout=self.cfg.timeout,
                 poll_interval=self.cfg.poll_interval)
+        except backup.PolicyOperationFailed as err:
+            status, failure = err.operation, err
         except AzureError as err:
-            # Refused: nothing changed. Every VM is finished where it was.
+            status, failure = {}, err
+        if failure is not None and not _is_crash(backup.get_policy(client, vault, name)):
+            # Read back: the policy is as it was, so nothing changed. Every VM is finished
+            # where it was.
             for vm in vms:
-                self.journal.finish(vm.vm_key, "rolled_back", error_code=err.code or "REFUSED",
-                                    error_message=str(err), rollback_outcome="nothing to "
+                self.journal.finish(vm.vm_key, "rolled_back",
+                                    error_code=failure.code or "REFUSED",
+                                    error_message=str(failure), rollback_outcome="nothing to "
                                     "undo: Azure refused the edit and kept the policy")
-            return SwitchResult(policy_id, "refused", message=str(err))
+            return SwitchResult(policy_id, "refused", message=str(failure))
+        if failure is not None:
+            self.log(f"policy {name}: the edit reported failure but applied ({failure}); "
+                     "checking every VM on it")
         result = SwitchResult(policy_id, "switched")
-        self._follow_jobs(client, vault, status, vms, result, rollback=False)
-        if not result.failed_vms:
+        self._follow_jobs(client, vault, status, vms, result, rollback=False, since=sent)
+        self._read_back(client, vault, policy_id, vms, result, crash=True)
+        if not result.failed_vms and failure is None:
             for vm in vms:
                 self.journal.step(vm.vm_key, "verified")
                 self.journal.finish(vm.vm_key, "done")
@@ -100,14 +115,57 @@ class PolicySwitch:
                  f"({failed}); reverting")
         return self._revert(client, vault, before, vms, result)
 
+    def _job_ids(self, client: Any, vault: Any, status: dict, vms: list[VmPlan],
+                 since: Any) -> list[str]:
+        """The ConfigureBackup jobs of the edit: the operation's ``jobIds``, or, when Azure
+        answered the PUT with 200 and no operation (ProtectionPolicyResource.tsp allows it),
+        the VMs' ConfigureBackup jobs started since the PUT, read from the job list."""
+        ids = list((status.get("properties") or {}).get("jobIds") or [])
+        if ids or not vms:
+            return ids
+        names = {vm.vm_name.lower() for vm in vms}
+        floor = since - JOB_CLOCK_MARGIN
+        newest: dict[str, tuple[Any, str]] = {}  # one job per VM: its newest since the PUT
+        for job in backup.list_jobs(client, vault, "operation eq 'ConfigureBackup'"):
+            props = job.get("properties") or {}
+            started = _parse_time(props.get("startTime"))
+            entity = str(props.get("entityFriendlyName", "")).lower()
+            if entity in names and started is not None and started >= floor and (
+                    entity not in newest or started > newest[entity][0]):
+                newest[entity] = (started, job["name"])
+        return [name for _, name in newest.values()]
+
+    def _read_back(self, client: Any, vault: Any, policy_id: str, vms: list[VmPlan],
+                   result: SwitchResult, *, crash: bool) -> None:
+        """Nothing is journaled done or unchanged on the operation's word alone: the policy
+        and every item are read back. An item off the policy, or marked inconsistent with it
+        (``extendedInfo.policyInconsistent``), counts as failed for that VM."""
+        name = _name(policy_id)
+        if _is_crash(backup.get_policy(client, vault, name)) != crash:
+            for vm in vms:
+                result.failed_vms.setdefault(
+                    vm.vm_key, f"POLICY_NOT_CHANGED: policy {name} does not say "
+                    f"{'crash' if crash else 'application'}-consistent when read back")
+            return
+        items = {i["id"].lower(): i for i in backup.list_items(client, vault)}
+        for vm in vms:
+            props = (items.get(vm.item_id.lower()) or {}).get("properties") or {}
+            if (props.get("policyId") or "").lower() != policy_id.lower():
+                result.failed_vms.setdefault(
+                    vm.vm_key, f"NOT_ON_POLICY: the item is not on {name} when read back")
+            elif (props.get("extendedInfo") or {}).get("policyInconsistent"):
+                result.failed_vms.setdefault(
+                    vm.vm_key, "POLICY_INCONSISTENT: Azure marks the item inconsistent with "
+                    f"{name} (its ConfigureBackup did not apply)")
+
     def _follow_jobs(self, client: Any, vault: Any, status: dict, vms: list[VmPlan],
-                     result: SwitchResult, *, rollback: bool) -> None:
-        """Map the operation's ConfigureBackup jobs to VMs, wait for each, journal them."""
+                     result: SwitchResult, *, rollback: bool, since: Any) -> None:
+        """Map the edit's ConfigureBackup jobs to VMs, wait for each, journal them."""
         props = status.get("properties") or {}
         failed_errors = props.get("failedJobsError") or {}
         by_name = {vm.vm_name.lower(): vm for vm in vms}
         seen: set[str] = set()
-        for job_id in props.get("jobIds") or []:
+        for job_id in self._job_ids(client, vault, status, vms, since):
             job = self._wait_job(client, vault, job_id)
             jprops = job.get("properties") or {}
             vm = by_name.get(str(jprops.get("entityFriendlyName", "")).lower())
@@ -144,15 +202,15 @@ class PolicySwitch:
         reverted = _without_read_only(before["properties"])
         reverted.pop("snapshotConsistencyType", None)
         try:
+            sent = _now()
             _, status = backup.put_policy_with_status(
                 client, vault, name, reverted, timeout=self.cfg.timeout,
                 poll_interval=self.cfg.poll_interval)
             for vm in vms:
                 self.journal.step(vm.vm_key, "rollback_put_sent")
             self._follow_jobs(client, vault, status, vms, SwitchResult(result.policy_id, ""),
-                              rollback=True)
-            after = backup.get_policy(client, vault, name)
-            if (after.get("properties") or {}).get("snapshotConsistencyType"):
+                              rollback=True, since=sent)
+            if _is_crash(backup.get_policy(client, vault, name)):
                 raise AzureError(f"policy {name} still says crash-consistent after the revert")
             outcome, how = "reverted", f"policy {name} reverted to application-consistent"
         except AzureError as err:
@@ -220,6 +278,14 @@ class PolicySwitch:
             if time.monotonic() >= deadline:
                 raise AzureError(f"job {job_id} did not finish within {self.cfg.timeout:.0f} s")
             time.sleep(self.cfg.poll_interval)
+
+
+def _is_crash(policy: dict) -> bool:
+    return (policy.get("properties") or {}).get("snapshotConsistencyType") == CRASH
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _without_read_only(props: dict) -> dict:

@@ -60,6 +60,9 @@ class MoveConfig:
     poll_interval: float = 5.0
     timeout: float = 1800.0
     irreversible_timeout: float = 14400.0  # the move to Enhanced can take hours (docs)
+    # A Backup job "can take up to eight hours" at peak and ends within 24 h
+    # (backup-azure-vms-introduction.md): the wait for --verify backup's jobs.
+    backup_timeout: float = 86400.0
     verify: str = "job"  # "job": the ConfigureBackup job; "backup": also an on-demand backup
 
 
@@ -263,18 +266,34 @@ class Mover:
                 raise _Failure(*_job_error(job), job_ids)
         self._step(vm.vm_key, "verified")
         if self.cfg.verify == "backup":
+            if vm.irreversible:
+                self._wait_running_backups(vm, client, vault, self.cfg.backup_timeout)
             job_ids.append(self._verify_backup(vm, client, vault, ref, timeout))
         return job_ids
 
+    def _wait_running_backups(self, vm: VmPlan, client: Any, vault: Any,
+                              timeout: float) -> None:
+        """A Standard to Enhanced move starts a backup job of its own that "might take up to
+        several hours", and a new backup needs none running (backup-azure-vm-migrate-enhanced-
+        policy.md): wait for the VM's running Backup jobs before starting ours."""
+        for job in self._read(lambda: backup.list_jobs(
+                client, vault, "operation eq 'Backup' and status eq 'InProgress'")):
+            props = job.get("properties") or {}
+            if str(props.get("entityFriendlyName", "")).lower() == vm.vm_name.lower():
+                self._wait_job(client, vault, job["name"], timeout)
+
     def _verify_backup(self, vm: VmPlan, client: Any, vault: Any, ref: Any,
                        timeout: float) -> str:
-        """An on-demand backup under the new policy, waited for: the strongest proof."""
-        since = _now() - timedelta(seconds=5)
+        """An on-demand backup under the new policy, waited for: the strongest proof. The job
+        is the one Azure names in the trigger's operation status, never guessed by time."""
         expiry = (_now() + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
         try:
-            backup.trigger_backup(client, ref, expiry)
-            job = self._find_backup_job(client, vault, vm, since, timeout)
-            job = self._wait_job(client, vault, job["name"], timeout)
+            op_id = backup.trigger_backup(client, ref, expiry)
+            if not op_id:
+                raise AzureError(f"the on-demand backup of {vm.vm_name} was accepted without "
+                                 "an operation to follow", code="BACKUP_NOT_STARTED")
+            job_id = self._backup_job_id(client, vault, vm, op_id, timeout)
+            job = self._wait_job(client, vault, job_id, self.cfg.backup_timeout)
         except AzureError as err:
             raise _Failure(err.code or "BACKUP_NOT_STARTED", str(err)) from err
         if job["properties"].get("status") not in DONE_JOB_STATES:
@@ -282,20 +301,24 @@ class Mover:
         self._step(vm.vm_key, "backup_verified", job_id=job["name"])
         return job["name"]
 
-    def _find_backup_job(self, client: Any, vault: Any, vm: VmPlan, since: datetime,
-                         timeout: float) -> dict:
+    def _backup_job_id(self, client: Any, vault: Any, vm: VmPlan, op_id: str,
+                       timeout: float) -> str:
+        """The Backup job an on-demand backup started: the operation status's ``jobId``."""
         deadline = time.monotonic() + timeout
         while True:
-            for job in self._read(lambda: backup.list_jobs(client, vault,
-                                                           "operation eq 'Backup'")):
-                props = job.get("properties") or {}
-                start = _parse_time(props.get("startTime"))
-                if str(props.get("entityFriendlyName", "")).lower() == vm.vm_name.lower() \
-                        and start is not None and start >= since:
-                    return job
+            status = self._read(lambda: backup.backup_operation_status(client, vault, op_id))
+            job_id = (status.get("properties") or {}).get("jobId")
+            if status.get("status") == "Failed":
+                error = status.get("error") or {}
+                raise AzureError(error.get("message") or f"the on-demand backup of "
+                                 f"{vm.vm_name} failed to start",
+                                 code=error.get("code") or "BACKUP_NOT_STARTED")
+            if job_id:
+                return str(job_id).rstrip("/").rsplit("/", 1)[-1]
             if time.monotonic() >= deadline:
-                raise AzureError(f"no Backup job appeared for {vm.vm_name} within "
-                                 f"{timeout:.0f} s")
+                raise AzureError(f"the on-demand backup of {vm.vm_name} did not start within "
+                                 f"{timeout:.0f} s (operation {op_id})",
+                                 code="BACKUP_NOT_STARTED")
             time.sleep(self.cfg.poll_interval)
 
     def _refused(self, vm: VmPlan, client: Any, ref: Any, err: AzureError,
