@@ -8,12 +8,14 @@ code that works against the emulator might read something real Azure never gives
 How: a generated fleet that holds every shape (``coverage_from_vms``: ephemeral OS, confidential,
 Trusted Launch, Ultra, Premium SSD v2, data-access auth and shared disks; V1, V2 and crash-
 consistent policies; items in every protection state), plus the writes that make jobs and
-operations (enable protection, a policy edit that fans out ConfigureBackup jobs, an on-demand
-backup, a new policy). Every call goes through the real SDK clients over HTTPS; the JSON each
-response carried (``Wire``) is walked alongside the model the client deserialises it into
-(``sdk_models.unknown_keys``, discriminators resolved: policy ``backupManagementType``, item
-``protectedItemType``, job ``jobType``, operation status ``properties.objectType``). GETs go to
-one resource per distinct key shape, so every shape the lists show is also fetched singly.
+operations (enable protection, one of them failing its job, a policy edit that fans out
+ConfigureBackup jobs, a new policy, on-demand backups running and ended), ARM error envelopes,
+Resource Graph pages, and subscriptions and tenants. Every call goes through the real SDK
+clients over HTTPS; the JSON each response carried (``Wire``) is walked alongside the model the
+client deserialises it into (``sdk_models.unknown_keys``, discriminators resolved: policy
+``backupManagementType``, item ``protectedItemType``, job ``jobType``, operation status
+``properties.objectType``). GETs go to one resource per distinct key shape, so every shape the
+lists show is also fetched singly.
 
 A key the REST spec has but this SDK release's model lacks is not an emulator bug: it is listed
 in ``DOCUMENTED`` with the spec path, and the test fails if such an entry is no longer needed.
@@ -25,7 +27,7 @@ import importlib.util
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -392,6 +394,33 @@ def write_backup(world: World) -> None:
     world.notes["jobs"] = jobs
 
 
+def read_ended_backup_job(world: World, config: EmulatorConfig) -> None:
+    """A Backup job that has ended: the main emulator keeps its Backup job InProgress, so a
+    second one over the same fleet runs Backup jobs for 0.1 s."""
+    item = next(i for i in world.notes["items"]
+                if i["properties"].get("protectionState") == "Protected")
+    vault_name, rg = _item_args(item["id"])[:2]
+    with Emulator(world.fleet, config=replace(config, backup_job_seconds=0.1)) as emu:
+        access = _access(emu)
+        try:
+            client, wire = access.backup(_parts(item["id"])["subscriptions"]), Wire()
+            client.backups.trigger(*_item_args(item["id"]),
+                                   {"properties": {"objectType": "IaasVMBackupRequest"}},
+                                   **wire.hook)
+            op = _op_id(wire.first("POST"))
+            wire.responses.clear()
+            _wait(lambda: client.backup_operation_statuses.get(vault_name, rg, op))
+            job = client.backup_operation_statuses.get(vault_name, rg, op).properties.job_id
+            _wait(lambda: {"status": "InProgress" if client.job_details.get(
+                vault_name, rg, job).properties.status == "InProgress" else "ended"})
+            client.job_details.get(vault_name, rg, job, **wire.hook)
+            list(client.backup_jobs.list(vault_name, rg, **wire.hook))
+            bodies = world.seen.record("jobs", backup.JobResource, wire)
+            world.notes["jobs"] += [j for b in bodies for j in b.get("value") or [b]]
+        finally:
+            access.close()
+
+
 def _expect_error(world: World, wire: Wire, model: type, call: Callable[[], Any]) -> None:
     """An ARM error envelope, as the error model the operation's generated code names
     (``_failsafe_deserialize(_models.CloudError|ErrorResponse, response)``)."""
@@ -481,6 +510,7 @@ def world() -> Iterator[World]:
                 read_compute(w, sub)
                 read_backup(w, sub)
             write_backup(w)
+            read_ended_backup_job(w, config)
             read_errors(w)
             read_resource_graph(w, subs)
             if _HAS_SUBSCRIPTION_ROUTES:
@@ -538,7 +568,7 @@ def test_the_fleet_and_the_writes_cover_every_shape(world: World) -> None:
     jobs = {(j["properties"]["operation"], j["properties"]["status"])
             for j in world.notes["jobs"]}
     assert {("ConfigureBackup", "Completed"), ("ConfigureBackup", "Failed"),
-            ("Backup", "InProgress")} <= jobs, jobs
+            ("Backup", "InProgress"), ("Backup", "Completed")} <= jobs, jobs
     objects = {body.get("properties", {}).get("objectType")
                for what in ("item operation statuses", "policy operation statuses",
                             "backup operation statuses")
