@@ -270,8 +270,10 @@ def put_policy(world: World, req: Request, sub: str, rg: str, vault: str,
                 svc.pending_policies.get(policy_id.lower(), 0) + 1)
         else:
             policy_id = existing["id"]
-            _fan_out(world, svc, op, res, policy_id, props)
-        svc.at(op.due, lambda: _apply(world, svc, op, res, policy_id, policy, props))
+        partial = existing is not None and world.faults.take_partial_failure(policy_id)
+        if existing is not None:
+            _fan_out(world, svc, op, res, policy_id, props, partial)
+        svc.at(op.due, lambda: _apply(world, svc, op, res, policy_id, policy, props, partial))
         if world.faults.policy_put_answers_200:
             # 200 with the policy (ArmResourceUpdatedResponse in ProtectionPolicyResource.tsp):
             # the change is in place when the answer comes; its fan-out jobs still run.
@@ -283,7 +285,7 @@ def put_policy(world: World, req: Request, sub: str, rg: str, vault: str,
 
 
 def _apply(world: World, svc: BackupService, op: Operation, vault: dict, policy_id: str,
-           name: str, props: dict) -> None:
+           name: str, props: dict, partial: bool = False) -> None:
     key = policy_id.lower()
     if key in svc.pending_policies:
         svc.pending_policies[key] -= 1
@@ -295,15 +297,14 @@ def _apply(world: World, svc: BackupService, op: Operation, vault: dict, policy_
     world.state.put({"id": stored_id, "name": existing["name"] if existing else name,
                      "type": POLICY_TYPE,
                      "properties": {**copy.deepcopy(props), "protectedItemsCount": count}})
-    op.finish(PARTIAL_FAILURE if existing and world.faults.partial_failure(stored_id) else None)
+    op.finish(PARTIAL_FAILURE if partial else None)
 
 
 def _fan_out(world: World, svc: BackupService, op: Operation, vault: dict, policy_id: str,
-             props: dict) -> None:
+             props: dict, partial: bool = False) -> None:
     """One ConfigureBackup job per item on the edited policy, done ``job_seconds`` after it."""
     name = policy_id.rsplit("/", 1)[-1]
     items = active_items(world, vault["id"], policy_id)
-    partial = world.faults.partial_failure(policy_id)
     for index, item in enumerate(items):
         vm_id = (item.get("properties") or {}).get("sourceResourceId") or ""
         job = new_job(svc, vault["id"], "ConfigureBackup", vm_id, item["id"],

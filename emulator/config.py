@@ -21,6 +21,16 @@ class EmulatorConfig:
     # Resource Graph per-user quota (guidance-for-throttled-requests: 15 per 5 s).
     arg_quota: int = 15
     arg_window: float = 5.0
+    # Resource Graph paging in a changing estate (emulator/churn.py): before each later page of
+    # a query, this share of the fleet's VMs is created, deleted or edited (seeded). 0 = still.
+    arg_churn: float = 0.0
+    # Subscriptions a tenant-scope / management-group-scope query covers; the cut is signalled
+    # by x-ms-tenant-subscription-limit-hit. The docs disagree, so both are settings; defaults are
+    # each scope's documented number: 10,000 for tenant scope (MD concepts/
+    # guidance-for-throttled-requests.md), 5,000 for a management group (MD concepts/
+    # query-language.md, "Query scope").
+    arg_tenant_subscription_limit: int = 10_000
+    arg_management_group_subscription_limit: int = 5_000
     # ARM per-subscription buckets (request-limits-and-throttling).
     read_capacity: int = 250
     read_refill: float = 25.0
@@ -78,8 +88,9 @@ class Faults:
     # a policy PUT answered 200 with the policy, applied at once (ProtectionPolicyResource.tsp:
     # ArmResourceUpdatedResponse | AcceptedResponse).
     policy_put_answers_200: bool = False
-    # Policy names whose next edit applies, then fails part-way: the policy is stored, the
-    # ConfigureBackup jobs of the second half of its items fail, the operation ends Failed.
+    # Policy names (or ids) whose next edit applies, then fails part-way: the policy is stored,
+    # the ConfigureBackup jobs of the second half of its items fail, the operation ends Failed.
+    # Each name is used once.
     policy_partial_failure: list[str] = field(default_factory=list)
     # VM names or ids whose item change succeeds (operation Succeeded, policy re-pointed) while
     # its ConfigureBackup job fails afterwards.
@@ -138,8 +149,15 @@ class Faults:
     def job_fails_after_operation(self, vm_id: str) -> bool:
         return _names(vm_id, self.jobs_fail_after_operation)
 
-    def partial_failure(self, policy_id: str) -> bool:
-        return _names(policy_id, self.policy_partial_failure)
+    def take_partial_failure(self, policy_id: str) -> bool:
+        """True once per listed policy: its next edit fails part-way."""
+        with self._lock:
+            name = policy_id.rstrip("/").rsplit("/", 1)[-1].lower()
+            keep = [v for v in self.policy_partial_failure
+                    if v.lower() not in (policy_id.lower(), name)]
+            hit = len(keep) != len(self.policy_partial_failure)
+            self.policy_partial_failure = keep
+            return hit
 
     def forbidden(self, path: str) -> str | None:
         """The forbidden scope that ``path`` falls under, if any."""

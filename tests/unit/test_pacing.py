@@ -222,3 +222,27 @@ def test_retry_after_forms():
     assert retry_after_seconds({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
     assert retry_after_seconds({}) is None
     assert retry_after_seconds({"Retry-After": "soon"}) is None
+
+
+def test_the_global_header_binds_when_other_principals_spent_the_subscription_down():
+    t = FakeTime()
+    pacer = _pacer(t)
+    bucket, reservation = pacer.wait_turn(SUB, "reads")
+    # Our own bucket has plenty; the global one (all principals together) has one token.
+    pacer.learn(bucket, reservation, "reads", 200,
+                {"x-ms-ratelimit-remaining-subscription-reads": "18",
+                 "x-ms-ratelimit-remaining-subscription-global-reads": "1"})
+    pacer.wait_turn(SUB, "reads")
+    assert t.slept == pytest.approx([0.1])  # waited for the global count, less headroom
+
+
+def test_a_provider_429_holds_that_provider_only_until_its_retry_after():
+    t = FakeTime()
+    pacer = _pacer(t)
+    pacer.hold_provider(SUB, "Microsoft.RecoveryServices", 120)
+    pacer.wait_provider(SUB, "Microsoft.Compute")  # another provider goes on at once
+    pacer.wait_provider(OTHER, "Microsoft.RecoveryServices")  # so does another subscription
+    assert t.slept == []
+    pacer.wait_provider(SUB, "microsoft.recoveryservices")
+    assert sum(t.slept) == pytest.approx(120.0)
+    assert pacer.stats()["provider_waits"] == 1
