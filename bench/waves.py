@@ -94,16 +94,20 @@ TARGETS = {"share_of_ideal": 0.85, "overhead_ms_per_vm": 20.0}
 
 # -- the emulator process (child mode) -------------------------------------------------------
 
-def serve(fleet: Path, operation_seconds: float) -> None:
-    """What ``ccmigrate emulator serve --fleet FLEET --operation-seconds S`` runs, with every
-    throttle written out (so the benchmark does not depend on the defaults)."""
+def serve(fleet: Path, operation_seconds: float, timing: str = "fast",
+          time_scale: float = 1.0, arg_churn: float = 0.0) -> None:
+    """What ``ccmigrate emulator serve --fleet FLEET --operation-seconds S`` (or ``--timing
+    azure --time-scale K``) runs, with every throttle written out (so the benchmark does not
+    depend on the defaults). Under ``azure`` timing the durations are the profile's."""
     from emulator.config import EmulatorConfig, Faults
     from emulator.server import Emulator, connection_line
     from flows.emulated import load_fleet_file
 
+    fixed = operation_seconds if timing == "fast" else None
     config = EmulatorConfig(read_capacity=READ_CAPACITY, read_refill=READ_REFILL,
                             write_capacity=WRITE_CAPACITY, write_refill=WRITE_REFILL,
-                            operation_seconds=operation_seconds, job_seconds=operation_seconds)
+                            timing=timing, time_scale=time_scale, arg_churn=arg_churn,
+                            operation_seconds=fixed, job_seconds=fixed)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -117,13 +121,36 @@ def serve(fleet: Path, operation_seconds: float) -> None:
         emu.stop()
 
 
-def emulator_process(fleet: Path, workdir: Path, operation_seconds: float) -> EmulatorProcess:
+def emulator_process(fleet: Path, workdir: Path, args) -> EmulatorProcess:
     """This script's ``--serve`` in its own process (the buckets written out)."""
     return EmulatorProcess(
         [PY, str(Path(__file__).resolve()), "--serve", str(fleet),
-         "--operation-seconds", str(operation_seconds),
+         "--operation-seconds", str(args.operation_seconds), "--timing", args.timing,
+         "--time-scale", str(args.time_scale), "--arg-churn", str(args.arg_churn),
          "--read-refill", str(READ_REFILL), "--write-refill", str(WRITE_REFILL)],
         workdir / "emulator.log", REPO)
+
+
+def measured_latency(settings, vault_ids: list[str]) -> float:
+    """Mean seconds the emulator's ConfigureBackup jobs of the wave took (their ``duration``):
+    under ``--timing azure`` each VM's operation is drawn, so L is measured, not set."""
+    import re as _re
+
+    from tasks.azure import backup
+    from tasks.azure.clients import AzureAccess
+
+    access = AzureAccess(settings)
+    took = []
+    for vault_id in vault_ids:
+        ref = backup.vault_ref(vault_id)
+        for job in backup.list_jobs(access.backup(ref.subscription_id), ref,
+                                    "operation eq 'ConfigureBackup'"):
+            m = _re.fullmatch(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?",
+                              job["properties"].get("duration", ""))
+            if m:
+                h, mi, sec = (float(g) if g else 0.0 for g in m.groups())
+                took.append(h * 3600 + mi * 60 + sec)
+    return sum(took) / len(took) if took else math.nan
 
 
 # -- the fleet -------------------------------------------------------------------------------
@@ -420,6 +447,13 @@ def wait_for_full_buckets(used_reads: int, used_writes: int, subs: int) -> float
     return need
 
 
+def fleet_vaults(fleet_path: Path) -> list[dict]:
+    """The fleet's vaults (ids), for the per-vault job reads after the wave."""
+    fleet = json.loads(fleet_path.read_text())
+    return [{"vault_id": r["id"]} for r in fleet["resources"]
+            if r["type"] == "Microsoft.RecoveryServices/vaults"]
+
+
 def run(args, workdir: Path) -> dict:
     from flows.assess import run_assessment
     from flows.migrate import run_wave
@@ -437,10 +471,11 @@ def run(args, workdir: Path) -> dict:
         "vms": args.vms, "subscriptions": args.subscriptions, "vaults": args.vaults,
         "max_parallel": args.max_parallel, "per_vault": args.per_vault,
         "operation_seconds": args.operation_seconds, "polling_interval": args.polling_interval,
+        "timing": args.timing, "time_scale": args.time_scale, "arg_churn": args.arg_churn,
         "read_bucket": [READ_CAPACITY, READ_REFILL], "write_bucket": [WRITE_CAPACITY,
                                                                        WRITE_REFILL]}}
     started = time.perf_counter()
-    with emulator_process(fleet_path, workdir, args.operation_seconds) as emu, \
+    with emulator_process(fleet_path, workdir, args) as emu, \
             prefect_runtime() as url:
         result["prefect_start_s"] = round(time.perf_counter() - started, 2)
         print(f"emulator at {emu.info['endpoint']}; Prefect API {url} "
@@ -501,6 +536,10 @@ def run(args, workdir: Path) -> dict:
                   flush=True)
         events = Journal(engine, plan_id).events()
         journal = {k: v for k, v in Journal(engine, plan_id).counts(1).items() if v}
+        if args.timing == "azure":
+            vault_ids = sorted({v["vault_id"] for v in fleet_vaults(fleet_path)})
+            args.latency_s = measured_latency(settings, vault_ids)
+            result["config"]["measured_operation_seconds"] = round(args.latency_s, 3)
         result["wave_outcome"] = {"status": wave.status if wave else "failed",
                                   "journal": journal, "error": error,
                                   "halted_reason": wave.halted_reason if wave else None,
@@ -556,7 +595,7 @@ def figures(args, inst: Instruments, before: dict, after: dict, t_call: float,
     vm_calls = {k: after.get(k, 0) - policies.get(k, 0) for k in kinds}
     r = vm_calls.get("read", 0) / max(n, 1)
     w = vm_calls.get("write", 0) / max(n, 1)
-    p, lat = args.max_parallel, args.operation_seconds
+    p, lat = args.max_parallel, getattr(args, "latency_s", args.operation_seconds)
     per_sub_n = Counter(v["sub"] for v in done)
     bucket_rate = min(WRITE_REFILL / w if w else math.inf, READ_REFILL / r if r else math.inf)
     ideal_sub = min(p / lat, bucket_rate)
@@ -671,7 +710,11 @@ def table(res: dict) -> str:
         f"| VMs moved (statuses) | {f['vms_done']:,} ("
         + ", ".join(f"{k} {v}" for k, v in f["statuses"].items()) + ") |",
         f"| settings | max_parallel {c['max_parallel']}, per_vault {c['per_vault']}, "
-        f"polling_interval {c['polling_interval']} s, operation {c['operation_seconds']} s |",
+        f"polling_interval {c['polling_interval']} s, " + (
+            f"operation {c['operation_seconds']} s |" if c.get("timing", "fast") == "fast" else
+            f"timing azure at scale {c['time_scale']:g} (operation L measured: "
+            f"{c.get('measured_operation_seconds', float('nan')):.2f} s) |")
+        + (f" Resource Graph churn {c['arg_churn']:g} |" if c.get("arg_churn") else ""),
         f"| calls per VM, measured (emulator counters, VM phase) | {f['reads_per_vm']:.2f} reads, "
         f"{f['writes_per_vm']:.2f} writes |",
         f"| ideal per subscription min(P/L, W/w, R/r) | min({ideal['concurrency_vms_per_s']:.0f}, "
@@ -748,6 +791,13 @@ def main() -> None:
                         help="default: ceil(max_parallel / vaults)")
     parser.add_argument("--operation-seconds", type=float, default=1.0)
     parser.add_argument("--polling-interval", type=float, default=0.2)
+    parser.add_argument("--timing", choices=("fast", "azure"), default="fast",
+                        help="the emulator's service timing; azure: durations drawn from "
+                        "emulator/timing.py (--operation-seconds then unused; L is measured)")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="divide the azure timing's durations and Retry-After by K")
+    parser.add_argument("--arg-churn", type=float, default=0.0,
+                        help="share of VMs created/deleted/edited between Resource Graph pages")
     parser.add_argument("--keep", type=Path, help="keep the fleet, state store and reports here")
     parser.add_argument("--read-refill", type=float, default=READ_REFILL,
                         help="reads per second per subscription (a headroom run raises it)")
@@ -760,7 +810,7 @@ def main() -> None:
     args = parser.parse_args()
     READ_REFILL, WRITE_REFILL = args.read_refill, args.write_refill
     if args.serve:
-        serve(args.serve, args.operation_seconds)
+        serve(args.serve, args.operation_seconds, args.timing, args.time_scale, args.arg_churn)
         return
     if args.per_vault is None:
         args.per_vault = math.ceil(args.max_parallel / args.vaults)

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from ..azure import backup
+from ..azure import backup, error_codes
 from ..errors import AzureError, CcmigrateError, InputError, SettingsError
 from ..rules.engine import target_policy_name, valid_policy_name
 
@@ -119,7 +119,8 @@ class PolicyLimitError(AzureError):
         self.retry_after_s = retry_after_s
 
 
-# The service's codes are unpublished; these are the emulator's (emulator/backup_policies.py).
+# The limits are documented (Azure Backup FAQ), the service's codes are not: these are the
+# emulator's, so tasks/azure/error_codes.py matches them by the documented wording as well.
 # Any other refusal still surfaces as an AzureError carrying Azure's own message.
 WRITE_LIMIT_CODE = "BMSUserErrorPolicyWriteLimitReached"
 COUNT_LIMIT_CODE = "BMSUserErrorPolicyLimitReached"
@@ -491,7 +492,7 @@ def _limit_error(exc: AzureError, vault: backup.VaultRef, name: str) -> PolicyLi
     act on; None for any other error."""
     where = (f"vault '{vault.vault}' (resource group {vault.resource_group}, subscription "
              f"{vault.subscription_id})")
-    if exc.code == WRITE_LIMIT_CODE:
+    if error_codes.matches(exc, WRITE_LIMIT_CODE):
         match = _RETRY_IN.search(str(exc))
         retry_s = (int(match.group(1)) * (60 if match.group(2).lower() == "minute" else 3600)
                    if match else None)
@@ -506,7 +507,7 @@ def _limit_error(exc: AzureError, vault: backup.VaultRef, name: str) -> PolicyLi
             f"allows 50 per vault in 24 hours), so policy '{name}' was not created and no VM "
             f"was moved. Retry {when}. Azure said: {exc}",
             code=exc.code, status=exc.status, retry_after_s=retry_s)
-    if exc.code == COUNT_LIMIT_CODE:
+    if error_codes.matches(exc, COUNT_LIMIT_CODE):
         return PolicyLimitError(
             f"{where} already holds the most backup policies Azure allows (200 per vault), so "
             f"policy '{name}' was not created and no VM was moved. Delete unused policies of "
