@@ -3,25 +3,32 @@
 Faithful where our tool depends on it (api-notes section 2): scopes by subscriptions (max 1000),
 management groups or tenant; ``$top`` <= 1000, ``$skip``, ``$skipToken`` only when ``id`` is
 projected; ``totalRecords``/``count``/``resultTruncated``; objectArray and table formats; the
-per-user quota with ``x-ms-user-quota-*`` headers on every response and 429 past it. A query's
-result is computed once and later pages are cut from that snapshot, as ARG does.
+per-user quota with ``x-ms-user-quota-*`` headers on every response and 429 past it.
+
+Paging as Azure documents it (MD ``concepts/paging-results.md``, "Pagination in dynamic
+environments"): every page is its own run of the query, so a page shows the estate as it is when
+that page is served, and rows repeat or vanish when the estate changed between pages. Cheaply:
+a query's result is kept per (query, scope) together with the state version it was computed at;
+a later page (or the same query asked again) reuses it while the version is unchanged and re-runs
+the query when it changed, then cuts the page by offset from the fresh result. With
+``arg_churn`` set, the estate changes between two pages of one query (``churn.py``).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
-import secrets
 import threading
-import time
 import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
+from .churn import churn_between_pages
 from .http import ArmError, Request, Response, Router, require_api_version
-from .kql import KqlError, compile_query
+from .kql import CompiledQuery, KqlError, compile_query
 from .throttle import hhmmss
 from .world import World
 
@@ -29,31 +36,35 @@ router = Router()
 
 MAX_SUBSCRIPTIONS = 1000
 MAX_TOP = 1000
-SNAPSHOT_TTL = 600.0
-MAX_SNAPSHOTS = 64
+MAX_RESULTS = 16  # results kept for later pages (each at most a fleet's worth of rows)
+LIMIT_HIT_HEADER = "x-ms-tenant-subscription-limit-hit"
 
 
-class Snapshots:
-    """Query results kept for paging, keyed by the skip tokens this emulator issued."""
+class Results:
+    """Query results by (query, scope) fingerprint, each with the state version it reflects.
+
+    ``get`` answers only for the current version: when the estate changed, the caller re-runs
+    the query, as Azure runs every page as a query of its own (paging-results.md).
+    """
 
     def __init__(self) -> None:
-        self._items: OrderedDict[str, tuple[float, str, list[dict]]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[int, list[dict]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def put(self, fingerprint: str, rows: list[dict]) -> str:
-        snap = secrets.token_hex(8)
+    def get(self, fingerprint: str, version: int) -> list[dict] | None:
         with self._lock:
-            self._items[snap] = (time.monotonic(), fingerprint, rows)
-            while len(self._items) > MAX_SNAPSHOTS:
-                self._items.popitem(last=False)
-        return snap
-
-    def get(self, snap: str, fingerprint: str) -> list[dict] | None:
-        with self._lock:
-            entry = self._items.get(snap)
-            if entry is None or time.monotonic() - entry[0] > SNAPSHOT_TTL:
+            entry = self._items.get(fingerprint)
+            if entry is None or entry[0] != version:
                 return None
-            return entry[2] if entry[1] == fingerprint else None
+            self._items.move_to_end(fingerprint)
+            return entry[1]
+
+    def put(self, fingerprint: str, version: int, rows: list[dict]) -> None:
+        with self._lock:
+            self._items[fingerprint] = (version, rows)
+            self._items.move_to_end(fingerprint)
+            while len(self._items) > MAX_RESULTS:
+                self._items.popitem(last=False)
 
 
 def _bad_request(message: str, detail_code: str, detail_message: str, **detail: Any) -> ArmError:
@@ -73,23 +84,41 @@ def _support_text() -> str:
     )
 
 
-def _encode_token(snap: str, offset: int, top: int) -> str:
-    """The token carries the page size too: a next-page request with only ``$skipToken``
-    gets pages of the first request's size (ResourcesNextPageQuery.json)."""
-    data = {"$snap": snap, "$offset": offset, "$top": top}
+def _encode_token(fingerprint: str, offset: int, top: int) -> str:
+    """The token names the query (not a frozen result: the next page runs the query again) and
+    carries the page size too: a next-page request with only ``$skipToken`` gets pages of the
+    first request's size (ResourcesNextPageQuery.json)."""
+    data = {"$query": fingerprint[:32], "$offset": offset, "$top": top}
     return base64.b64encode(json.dumps(data).encode()).decode()
 
 
 def _decode_token(token: str) -> tuple[str, int, int] | None:
     try:
         data = json.loads(base64.b64decode(token, validate=True))
-        return str(data["$snap"]), int(data["$offset"]), int(data["$top"])
+        return str(data["$query"]), int(data["$offset"]), int(data["$top"])
     except (ValueError, KeyError, TypeError):
         return None
 
 
-def _scoped(world: World, body: dict) -> set[str]:
-    """The lower-case subscription ids the request covers, checked like ARG checks them."""
+def _capped(subs: list[str], limit: int) -> tuple[set[str], bool]:
+    """The first ``limit`` subscriptions of a tenant or management-group scope, and whether
+    some were left out. Which ones Azure counts as "first" is undocumented (unverified): the
+    emulator keeps the fleet file's order."""
+    return set(subs[:limit]), len(subs) > limit
+
+
+def _scoped(world: World, body: dict) -> tuple[set[str], bool]:
+    """The lower-case subscription ids the request covers, checked like ARG checks them, and
+    whether a tenant or management-group scope was cut at its subscription limit.
+
+    Limits (both documented, in docs that disagree; both configurable): a tenant-scope query
+    covers the first ``arg_tenant_subscription_limit`` (default 10,000, MD
+    ``concepts/guidance-for-throttled-requests.md``) subscriptions, a management-group scope the
+    first ``arg_management_group_subscription_limit`` (default 5,000, MD
+    ``concepts/query-language.md``, "Query scope"); the cut is signalled by
+    ``x-ms-tenant-subscription-limit-hit: true`` (the throttling doc names it for tenant scope;
+    that a management-group cut sends it too is unverified).
+    """
     subs = body.get("subscriptions")
     mgs = body.get("managementGroups")
     state = world.state
@@ -134,9 +163,9 @@ def _scoped(world: World, body: dict) -> set[str]:
                 f"'Microsoft.ResourceGraph/resources/read' over scope "
                 f"'/subscriptions/{sorted(wanted)[0]}' or the scope is invalid.",
             )
-        return known
+        return known, False
     if mgs:
-        out: set[str] = set()
+        out: dict[str, None] = {}
         for mg in mgs:
             members = state.management_group_subscriptions(str(mg))
             if members is None:
@@ -148,9 +177,11 @@ def _scoped(world: World, body: dict) -> set[str]:
                     f"'/providers/Microsoft.Management/managementGroups/{mg}' or the scope is "
                     "invalid.",
                 )
-            out.update(members)
-        return {s for s in out if not world.faults.forbidden(f"/subscriptions/{s}")}
-    return {s for s in state.subscriptions if not world.faults.forbidden(f"/subscriptions/{s}")}
+            out.update(dict.fromkeys(members))
+        readable = [s for s in out if not world.faults.forbidden(f"/subscriptions/{s}")]
+        return _capped(readable, world.config.arg_management_group_subscription_limit)
+    readable = [s for s in state.subscriptions if not world.faults.forbidden(f"/subscriptions/{s}")]
+    return _capped(readable, world.config.arg_tenant_subscription_limit)
 
 
 def _filter_tables(world: World, subs: set[str]) -> dict[str, list[dict]]:
@@ -243,36 +274,46 @@ def _query(world: World, req: Request) -> Response:
             f"options.resultFormat must be 'objectArray' or 'table'; got {fmt!r}.",
         )
     try:
-        query = compile_query(body["query"])
+        query = _compiled(body["query"])
     except KqlError as err:
         raise _kql_error(err) from err
-    subs = _scoped(world, body)
+    subs, limit_hit = _scoped(world, body)
     fingerprint = hashlib.sha256(
         json.dumps([body["query"], sorted(subs)], separators=(",", ":")).encode()
     ).hexdigest()
-    snapshots: Snapshots = world.services.setdefault("arg_snapshots", Snapshots())
+    results: Results = world.services.setdefault("arg_results", Results())
 
+    offset = 0 if query.has_limit else skip
     if token:
         decoded = _decode_token(token)
-        rows = snapshots.get(decoded[0], fingerprint) if decoded else None
-        if decoded is None or rows is None:
+        if decoded is None or decoded[0] != fingerprint[:32]:
             raise _bad_request(
                 _support_text(),
                 "InvalidSkipToken",
-                "The $skipToken is not valid: it was not issued for this query and scope, or it "
-                "has expired. Re-run the query without $skipToken.",
+                "The $skipToken is not valid: it was not issued for this query and scope. "
+                "Re-run the query without $skipToken.",
             )
-        snap, offset, token_top = decoded
+        _, offset, token_top = decoded
         offset += skip
         top = top or token_top
-    else:
+    if token or offset:
+        # A later page of a query: the estate may have changed since the one before it.
+        churn_between_pages(world)
+    version = world.state.version
+    rows = results.get(fingerprint, version)
+    if rows is None:
         try:
             rows = query.run(_filter_tables(world, subs))
         except KqlError as err:
             raise _kql_error(err) from err
-        snap, offset = "", 0 if query.has_limit else skip
+        results.put(fingerprint, version, rows)
 
     size = top or MAX_TOP
+    if query.has_summarize:
+        # Our reading of "summarize: Simplified first page only" (MD concepts/query-language.md,
+        # operator table): a summarize result is served as its first page, whatever $skip or
+        # $top ask beyond it; no $skipToken is issued, resultTruncated says rows were cut.
+        offset = 0
     page = rows[offset : offset + size]
     more = offset + size < len(rows)
     out: dict[str, Any] = {
@@ -282,15 +323,21 @@ def _query(world: World, req: Request) -> Response:
         "facets": [],
     }
     if more:
-        if query.projects_id():
-            snap = snap or snapshots.put(fingerprint, rows)
-            out["$skipToken"] = _encode_token(snap, offset + size, size)
+        if query.projects_id() and not query.has_summarize:
+            out["$skipToken"] = _encode_token(fingerprint, offset + size, size)
         else:
             out["resultTruncated"] = "true"
     out["data"] = page if fmt == "objectArray" else _table_format(page, list(query.columns))
     if body.get("facets"):
         out["facets"] = [_facet(f, rows) for f in body["facets"]]
-    return Response(200, out)
+    headers = {LIMIT_HIT_HEADER: "true"} if limit_hit else {}
+    return Response(200, out, headers=headers)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(text: str) -> CompiledQuery:
+    """Compiling is pure (kql.compile_query), so every page of a query reuses one compile."""
+    return compile_query(text)
 
 
 def _facet(request: dict, rows: list[dict]) -> dict:

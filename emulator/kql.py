@@ -33,7 +33,8 @@ Scalar operators: literals ('..', "..", @'..', ints, reals, true/false, dynamic(
   unary minus.
 Scalar functions: isempty isnotempty isnull isnotnull not tostring tolower toupper toint tolong
   todouble toreal tobool todynamic parse_json array_length bag_keys pack_array iff iif case
-  coalesce strcat strcat_array strlen substring split extract indexof replace_string now.
+  coalesce strcat strcat_array strlen substring split extract indexof replace_string now
+  hash(source [, mod]) (stable, but not Kusto's xxhash64 values).
 Aggregations (summarize): count countif dcount sum avg min max any take_any make_list make_set
   arg_max arg_min.
 ARG limits enforced (learn.microsoft.com .../resource-graph/concepts/query-language, 2024):
@@ -65,6 +66,7 @@ the input tables: treat them as read-only.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import math
 import re
@@ -439,6 +441,7 @@ class _Compiler:
         self.mv_expands: list[MvExpand] = []
         self.union_legs: list[tuple[str, Pipeline]] = []
         self.has_limit = False
+        self.has_summarize = False
 
     def err(self, code: str, message: str, pos: int | None, token: str | None = None) -> KqlError:
         return error(self.text, code, message, pos, token)
@@ -684,6 +687,7 @@ class _Compiler:
     def op_summarize(
         self, op: Summarize, cols: list[str], pipe: Pipeline
     ) -> tuple[Step, list[str]]:
+        self.has_summarize = True
         names = _Names(self, "summarize")
         by: list[tuple[str, Fn]] = []
         for a in op.by:
@@ -1529,6 +1533,30 @@ def _b_indexof(_c: _Compiler, _e: Call, fns: list[Fn]) -> Fn:
     return lambda r: _tostr(fs(r)).find(_tostr(fn(r)))
 
 
+def _hash64(v: Any) -> int:
+    """A stable 64-bit hash of a value's string form. Kusto's ``hash(source [, mod])`` uses
+    xxhash64 ("this may change; use it within a single query", Kusto docs hash-function); the
+    emulator uses BLAKE2b instead, so values differ from Azure's while keeping what callers may
+    rely on: the same input always lands in the same bucket, buckets are 0..mod-1."""
+    text = v if type(v) is str else _tostr(v)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def _b_hash(_c: _Compiler, _e: Call, fns: list[Fn]) -> Fn:
+    if len(fns) == 1:
+        f = fns[0]
+        return lambda r: None if (v := f(r)) is None else _hash64(v) >> 1
+    f, fm = fns
+
+    def hashed(r: Row) -> int | None:
+        v, mod = f(r), fm(r)
+        if v is None or not isinstance(mod, int) or isinstance(mod, bool) or mod <= 0:
+            return None
+        return _hash64(v) % mod
+
+    return hashed
+
+
 def _b_replace_string(_c: _Compiler, _e: Call, fns: list[Fn]) -> Fn:
     fs, fa, fb = fns
 
@@ -1597,6 +1625,7 @@ _FUNCTIONS: dict[str, tuple[int, int, Callable[[_Compiler, Call, list[Fn]], Fn]]
     "indexof": (2, 2, _b_indexof),
     "replace_string": (3, 3, _b_replace_string),
     "now": (0, 0, _b_now),
+    "hash": (1, 2, _b_hash),
 }
 
 
@@ -1736,12 +1765,15 @@ class CompiledQuery:
         columns: list[str],
         tables: frozenset[str],
         has_limit: bool,
+        has_summarize: bool = False,
     ) -> None:
         self.text = text
         self._run = run
         self.columns: tuple[str, ...] = tuple(columns)  # static output schema, in order
         self.tables: frozenset[str] = tables
         self.has_limit: bool = has_limit
+        # ``summarize`` anywhere: ARG serves such results as a first page only (see arg.py).
+        self.has_summarize: bool = has_summarize
 
     def run(self, tables: Mapping[str, Sequence[Row]]) -> list[Row]:
         """Evaluate over ``tables`` (lower-case table name -> rows); rows are not modified.
@@ -1778,7 +1810,8 @@ def compile_query(text: str) -> CompiledQuery:
     comp = _Compiler(text)
     run, cols = comp.pipeline(pipe)
     comp.check_limits()
-    return CompiledQuery(text, run, cols, frozenset(comp.tables), comp.has_limit)
+    return CompiledQuery(text, run, cols, frozenset(comp.tables), comp.has_limit,
+                         comp.has_summarize)
 
 
 if __name__ == "__main__":  # a quick timing run: python -m emulator.kql

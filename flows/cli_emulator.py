@@ -86,6 +86,15 @@ def serve(
     client_secret: Annotated[str | None, typer.Option(
         "--client-secret", help="Secret of the emulator's service principal.",
         show_default=False)] = None,
+    arg_churn: Annotated[float, typer.Option(
+        "--arg-churn", help="Share of the fleet's VMs created, deleted or edited between two "
+        "Resource Graph pages of one query (seeded), e.g. 0.001.")] = 0.0,
+    arg_tenant_subscriptions: Annotated[int, typer.Option(
+        "--arg-tenant-subscription-limit", min=1, help="Subscriptions a tenant-scope Resource "
+        "Graph query covers (Azure documents 10,000).")] = 10_000,
+    arg_mg_subscriptions: Annotated[int, typer.Option(
+        "--arg-management-group-subscription-limit", min=1, help="Subscriptions a "
+        "management-group Resource Graph query covers (Azure documents 5,000).")] = 5_000,
 ) -> None:
     """Serve a fleet over HTTPS; print one JSON line with the connection facts once ready."""
     from emulator.config import Faults
@@ -99,10 +108,16 @@ def serve(
     for flag, value in rates.items():
         if not 0 <= value <= 1:
             raise InputError(f"{flag} {value}: a share between 0 and 1, e.g. 0.05")
+    if not 0 <= arg_churn <= 1:
+        raise InputError(f"--arg-churn {arg_churn}: a share of the VMs between 0 and 1, "
+                         "e.g. 0.001")
     data = load_fleet_file(fleet) if fleet else demo_fleet(demo or 0, seed)
     config = emulator_config(timing, time_scale, seed=seed, verbose=verbose,
                              retry_after=retry_after, operation_seconds=operation_seconds,
-                             job_seconds=operation_seconds, arg_quota=arg_quota)
+                             job_seconds=operation_seconds, arg_quota=arg_quota,
+                             arg_churn=arg_churn,
+                             arg_tenant_subscription_limit=arg_tenant_subscriptions,
+                             arg_management_group_subscription_limit=arg_mg_subscriptions)
     if client_secret:
         config.client_secret = client_secret
     faults = Faults(latency_ms=latency_ms, rate_429=rate_429, rate_5xx=rate_5xx,

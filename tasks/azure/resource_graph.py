@@ -1,9 +1,17 @@
-"""Resource Graph paging with quota awareness.
+"""Resource Graph paging with quota awareness, correct in an estate that changes while we read.
 
 Each page costs one unit of the per-user quota (15 per 5 s by default), so we read
 ``x-ms-user-quota-remaining`` / ``-resets-after`` from every response and wait for the window to
 reset before asking again, instead of provoking 429s. A 429 that still happens is retried by the
 SDK's RetryPolicy (it honours Retry-After), configured in ``clients.py``.
+
+Azure runs every page as a query of its own (MD ``concepts/paging-results.md``, "Pagination in
+dynamic environments"): resources created or deleted between two pages make rows repeat or
+vanish, even with a unique sort column. ``read_all`` therefore pages with ``$skip`` and a small
+overlap, accepts a page only when it contains a row already read (so nothing was skipped: rows
+keep their order by ``id``, and every row up to the last accepted one was read), steps back when
+it does not, and keeps each ``id`` once, counting repeats. ``summarize`` results are never paged
+("Simplified first page only", MD ``concepts/query-language.md``).
 """
 
 from __future__ import annotations
@@ -25,6 +33,9 @@ class Page:
     truncated: bool
     quota_remaining: int | None
     quota_resets_after: float | None
+    # x-ms-tenant-subscription-limit-hit: a tenant (or management-group) scope was cut to its
+    # first 10,000 (5,000) subscriptions (guidance-for-throttled-requests.md, query-language.md)
+    limit_hit: bool = False
 
 
 def _seconds(hhmmss: str | None) -> float | None:
@@ -97,12 +108,13 @@ class QuotaGate:
 
 def query_page(client, query: str, *, subscriptions: list[str] | None = None,
                management_groups: list[str] | None = None, top: int = 1000,
-               skip_token: str | None = None, gate: QuotaGate | None = None,
-               what: str = "querying Resource Graph") -> Page:
+               skip: int | None = None, skip_token: str | None = None,
+               gate: QuotaGate | None = None, what: str = "querying Resource Graph") -> Page:
     """One Resource Graph request; returns rows (objectArray) and the quota headers."""
     from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 
-    options = QueryRequestOptions(top=top, skip_token=skip_token, result_format="objectArray")
+    options = QueryRequestOptions(top=top, skip=skip or None, skip_token=skip_token,
+                                  result_format="objectArray")
     request = QueryRequest(subscriptions=subscriptions or None,
                            management_groups=management_groups or None,
                            query=query, options=options)
@@ -132,8 +144,18 @@ def query_page(client, query: str, *, subscriptions: list[str] | None = None,
         truncated=str(result.result_truncated).lower() == "true",
         quota_remaining=int(remaining) if remaining not in (None, "") else None,
         quota_resets_after=_seconds(headers.get("x-ms-user-quota-resets-after")),
+        limit_hit=_header(headers, "x-ms-tenant-subscription-limit-hit").lower() == "true",
     )
     return page
+
+
+def _header(headers: dict[str, str], name: str) -> str:
+    """A header by name, whatever its case (azure-core's dict is case-insensitive, a copy of it
+    in a plain dict is not)."""
+    for key, value in headers.items():
+        if key.lower() == name:
+            return str(value)
+    return ""
 
 
 def iter_pages(client, query: str, **kwargs: Any) -> Iterator[Page]:
@@ -145,3 +167,57 @@ def iter_pages(client, query: str, **kwargs: Any) -> Iterator[Page]:
         token = page.skip_token
         if not token:
             return
+
+
+@dataclass
+class ReadAll:
+    """Every row of one query, each ``id`` once; what it took and what the estate did."""
+
+    rows: list[dict[str, Any]]
+    requests: int = 0
+    repeated: int = 0  # rows read again (overlap, or moved by changes between pages)
+    step_backs: int = 0  # pages refused because rows before them had vanished
+    limit_hit: bool = False
+
+
+def read_all(client, query: str, *, top: int = 1000, overlap: int = 8,
+             key: str = "id", **kwargs: Any) -> ReadAll:
+    """All rows of ``query`` (which must sort by the unique column ``key``), read as pages that
+    are each their own query (``$skip``, no ``$skipToken``), correct while the estate changes.
+
+    Each page after the first starts ``overlap`` rows before the end of the last accepted one.
+    A page is accepted when it holds a row already read, or starts at offset 0: rows keep their
+    order, so no row that existed throughout can fall between two accepted pages. Otherwise
+    (more rows vanished before it than the overlap covers) the overlap grows fourfold and the
+    page is asked again, closer; past ``top - 1`` it steps back a page at a time down to 0.
+    """
+    seen: dict[Any, dict[str, Any]] = {}
+    out = ReadAll(rows=[])
+    offset, last_start = 0, 0
+    while True:
+        page = query_page(client, query, top=top, skip=offset, **kwargs)
+        out.requests += 1
+        out.limit_hit |= page.limit_hit
+        keys = [r.get(key) for r in page.rows]
+        if offset > 0 and not any(k in seen for k in keys):
+            out.step_backs += 1
+            if overlap < top - 1:
+                overlap = min(top - 1, overlap * 4)
+                offset = last_start + top - overlap
+            else:
+                offset = max(0, offset - top)
+            continue
+        again = 0
+        for k, row in zip(keys, page.rows, strict=True):
+            if k in seen:
+                again += 1
+            else:
+                seen[k] = row
+        # Rows read again beyond the planned overlap: moved by changes between pages.
+        out.repeated += max(0, again - (overlap if offset > 0 else 0))
+        if len(page.rows) < top or offset + len(page.rows) >= page.total_records:
+            break
+        last_start = offset
+        offset += top - overlap
+    out.rows = list(seen.values())
+    return out

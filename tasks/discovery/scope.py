@@ -28,23 +28,41 @@ class Scope:
         return [s["subscriptionId"] for s in self.subscriptions]
 
 
+# Past this many subscriptions from a tenant or management-group scope, the list is checked
+# against ARM even without the limit header (a cap Azure applies without saying so).
+SUSPICIOUS_COUNT = 5_000
+
+
 def resolve_scope(settings: Settings, client, gate=None) -> Scope:
-    """List the subscriptions in scope, as Resource Graph sees them for this credential."""
-    from ..azure.resource_graph import iter_pages
+    """List the subscriptions in scope, as Resource Graph sees them for this credential.
+
+    A tenant or management-group scope may come back cut to its first 10,000 / 5,000
+    subscriptions (``x-ms-tenant-subscription-limit-hit``): then, or when the count looks like
+    such a cut, the subscriptions come from ARM's ``GET /subscriptions`` instead, and a
+    management group's are picked from those through Resource Graph in explicit batches of at
+    most 1,000 (which no cap applies to). Every later query names its subscriptions anyway.
+    """
+    from ..azure.resource_graph import read_all
 
     wanted = settings.scope.subscriptions
+    mgs = settings.scope.management_groups
     rows: list[dict] = []
     requests = 0
-    pages = iter_pages(client, queries.load("subscriptions"), subscriptions=wanted or None,
-                       management_groups=settings.scope.management_groups or None,
-                       top=settings.throttles.arg_page_size, gate=gate,
-                       what="listing the subscriptions in scope")
+    limit_hit = False
+    what = "listing the subscriptions in scope"
     try:
-        for page in pages:
-            requests += 1
-            rows.extend(page.rows)
+        for group in (batches(wanted, 1000) if wanted else [None]):
+            got = read_all(client, queries.load("subscriptions"), subscriptions=group,
+                           management_groups=(mgs or None) if not wanted else None,
+                           top=settings.throttles.arg_page_size, gate=gate, what=what)
+            requests += got.requests
+            limit_hit |= got.limit_hit
+            rows.extend(got.rows)
+        if not wanted and (limit_hit or len(rows) >= SUSPICIOUS_COUNT):
+            rows, more = _beyond_the_cap(client, mgs, settings, gate)
+            requests += more
     except AuthorizationError as err:
-        if wanted or settings.scope.management_groups:
+        if wanted or mgs:
             raise InputError(f"the scope is not readable: {err}. Check --subscription / "
                              "--management-group") from err
         raise
@@ -60,11 +78,40 @@ def resolve_scope(settings: Settings, client, gate=None) -> Scope:
         raise InputError(
             "the scope is empty: no subscription is visible with these settings "
             f"(subscriptions={wanted or 'all'}, management groups="
-            f"{settings.scope.management_groups or 'none'}, excluded="
+            f"{mgs or 'none'}, excluded="
             f"{settings.scope.exclude_subscriptions or 'none'}); check the scope flags")
     return Scope(sorted(kept, key=lambda r: r["subscriptionId"]),
                  [r["subscriptionId"] for r in rows if r["subscriptionId"].lower() in excluded],
                  requests)
+
+
+def _beyond_the_cap(client, mgs: list[str], settings: Settings, gate) -> tuple[list[dict], int]:
+    """All subscriptions of a tenant (ARM's list), or of management groups (ARM's list, then
+    Resource Graph over explicit batches, keeping those under one of ``mgs``)."""
+    from ..azure.resource_graph import read_all
+    from ..azure.subscriptions import list_subscriptions
+
+    listed = list_subscriptions(client)
+    if not mgs:
+        return listed, 0
+    names = ", ".join("'" + m.replace("'", "") + "'" for m in mgs)
+    # The subscriptions resourcecontainers row lists its management-group ancestors
+    # (properties.managementGroupAncestorsChain, MD governance/management-groups/
+    # resource-graph-samples.md); a subscription under any of ``mgs`` is in scope.
+    query = ("ResourceContainers\n| where type == 'microsoft.resources/subscriptions'\n"
+             "| mv-expand mg = properties.managementGroupAncestorsChain\n"
+             f"| where tostring(mg.name) in~ ({names})\n"
+             "| project id, subscriptionId, name, state = tostring(properties.state)\n"
+             "| order by id asc")
+    found: dict[str, dict] = {}
+    requests = 0
+    for group in batches([s["subscriptionId"] for s in listed], 1000):
+        got = read_all(client, query, subscriptions=group, top=settings.throttles.arg_page_size,
+                       gate=gate, what="finding the management groups' subscriptions")
+        requests += got.requests
+        for row in got.rows:
+            found.setdefault(row["subscriptionId"].lower(), row)
+    return list(found.values()), requests
 
 
 def batches(ids: Iterable[str], size: int) -> list[list[str]]:

@@ -33,6 +33,9 @@ class Inventory:
     vms: pd.DataFrame
     disks: pd.DataFrame
     excluded: int = 0  # VMs dropped by resource-group or tag exclusions
+    # VM rows read more than once (Resource Graph pages are separate queries, so a VM can show
+    # up on two pages when the estate changes while it is read: MD concepts/paging-results.md)
+    repeated: int = 0
 
 
 def _os_disks(raw: pd.DataFrame) -> pd.DataFrame:
@@ -108,6 +111,7 @@ def _items(items: list[dict], vault_names: dict[str, str]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(items, columns=cols).fillna("")
     if frame.empty:
         return pd.DataFrame(columns=["vm_key"])
+    frame = frame.drop_duplicates("id")  # an item read on two pages counts once
     arm = frame["protectionState"].where(
         frame["protectionState"] != "", frame["currentProtectionState"].map(ARG_TO_ARM_STATE))
     frame["arm_state"] = arm.fillna("")
@@ -153,6 +157,9 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
                "osDiskWriteAccelerator", "osDiskVhd", "osDiskPlacement", "osDiskSizeGB",
                "dataDisks"]
     raw = pd.DataFrame.from_records(rows.get("vms", []), columns=vm_cols)
+    repeated = raw["id"].str.lower().duplicated()
+    if repeated.any():  # one row per VM, the first read kept
+        raw = raw[~repeated].reset_index(drop=True)
     excluded = excluded_mask(raw, settings)
     raw = raw[~excluded].reset_index(drop=True) if len(raw) else raw
     raw["vm_key"] = raw["id"].str.lower()
@@ -226,4 +233,4 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
     vms["provisioned_gb"] = vms["vm_key"].map(provisioned).astype("Int64")
 
     return Inventory(conform(vms, VM_COLUMNS), conform(disks, DISK_COLUMNS),
-                     int(excluded.sum()) if len(excluded) else 0)
+                     int(excluded.sum()) if len(excluded) else 0, int(repeated.sum()))
