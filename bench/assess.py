@@ -29,6 +29,10 @@ Writes bench/results/assess.json; copy the table into BENCHMARKS.md.
 
 Run: python bench/assess.py [--sizes 1000,10000,100000] [--baseline-sizes 1000,10000]
                             [--keep DIR] [--baseline-mode auto|sequential|parallel]
+                            [--arg-churn RATE] [--timing fast|azure] [--time-scale K]
+                            [--out FILE]
+``--arg-churn``, ``--timing`` and ``--time-scale`` pass through to ``ccmigrate emulator serve``
+(the emulator's defaults when not given: a still estate, fast timing); the run records them.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ import time
 from pathlib import Path
 
 # bench/ is this script's folder, first on sys.path
-from emulator_process import EmulatorProcess
+from emulator_process import EmulatorProcess, add_serve_arguments, serve_flags
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -189,8 +193,9 @@ class AssessEmulator(EmulatorProcess):
     """``ccmigrate emulator serve --fleet F --port 0`` in its own process; its connection line
     is also written to a file (``--fleet``-less CLI runs read it)."""
 
-    def __init__(self, fleet: Path, workdir: Path) -> None:
-        super().__init__([*CCMIGRATE, "emulator", "serve", "--fleet", str(fleet), "--port", "0"],
+    def __init__(self, fleet: Path, workdir: Path, flags: list[str] | None = None) -> None:
+        super().__init__([*CCMIGRATE, "emulator", "serve", "--fleet", str(fleet), "--port", "0",
+                          *(flags or [])],
                          workdir / f"{fleet.stem}.emulator.log", REPO)
         self.connection_file = workdir / f"{fleet.stem}.connection.json"
 
@@ -278,7 +283,9 @@ def run_size(vms: int, subs: int, args, workdir: Path) -> dict:
     print(f"[{vms}] fleet {fleet.name} ({result['fleet_mb']} MB"
           + (f", generated in {generate_s:.1f} s" if generate_s else ", reused") + ")",
           flush=True)
-    with AssessEmulator(fleet, workdir) as emu:
+    flags = serve_flags(arg_churn=args.arg_churn, timing=args.timing,
+                        time_scale=args.time_scale)
+    with AssessEmulator(fleet, workdir, flags) as emu:
         result["emulator_load_s"] = round(emu.load_s, 2)
         result["emulator_warmup_s"] = round(emu.warm_up(), 2)
         print(f"[{vms}] emulator up in {emu.load_s:.1f} s at {emu.info['endpoint']}, first-use "
@@ -495,6 +502,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="keep fleets and outputs here (fleets found "
                         "there are reused)")
+    add_serve_arguments(parser)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results file (default bench/results/assess.json)")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(",") if s)
     args.baseline_sizes = {int(s) for s in args.baseline_sizes.split(",") if s}
@@ -533,8 +543,11 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
     total = time.perf_counter() - started
     prefect["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-    out = results_dir / "assess.json"
-    out.write_text(json.dumps({"source": source, "prefect": prefect, "results": results,
+    out = args.out or results_dir / "assess.json"
+    emulator = {"arg_churn": args.arg_churn, "timing": args.timing or "fast (default)",
+                "time_scale": args.time_scale or 1}
+    out.write_text(json.dumps({"source": source, "emulator": emulator, "prefect": prefect,
+                               "results": results,
                                "benchmark_wall_s": round(total, 1)}, indent=2) + "\n")
     print()
     print(table(results, prefect))

@@ -11,6 +11,32 @@ import time
 from pathlib import Path
 
 
+def serve_flags(*, arg_churn: float = 0.0, timing: str | None = None,
+                time_scale: float | None = None) -> list[str]:
+    """``ccmigrate emulator serve`` flags a benchmark passes through: ``--arg-churn`` (VMs
+    changing between Resource Graph pages), ``--timing`` and ``--time-scale`` (left out when
+    not given, so the emulator's defaults apply and the benchmark says which it used)."""
+    out: list[str] = []
+    if arg_churn:
+        out += ["--arg-churn", str(arg_churn)]
+    if timing:
+        out += ["--timing", timing]
+    if time_scale is not None:
+        out += ["--time-scale", str(time_scale)]
+    return out
+
+
+def add_serve_arguments(parser) -> None:
+    """The pass-through flags of ``serve_flags`` on a benchmark's argparse parser."""
+    parser.add_argument("--arg-churn", type=float, default=0.0,
+                        help="emulator: share of VMs created, deleted or edited between two "
+                        "Resource Graph pages of one query (default 0: a still estate)")
+    parser.add_argument("--timing", choices=("fast", "azure"), default=None,
+                        help="emulator timing profile (default: the emulator's, fast)")
+    parser.add_argument("--time-scale", type=float, default=None,
+                        help="emulator: divide Azure's service durations by K")
+
+
 class EmulatorProcess:
     def __init__(self, argv: list[str], log: Path, cwd: Path) -> None:
         self.argv, self.log, self.cwd = argv, log, cwd
