@@ -75,7 +75,9 @@ class Churn:
         self._serial += 1
         old = template["name"]
         new = f"{old}-churn{self._serial:05d}"
-        pattern = re.compile(re.escape(old) + r"(?![A-Za-z0-9_-])", re.IGNORECASE)
+        # The name inside every id and name derived from it (disks "vm_OsDisk_...",
+        # "vm-data-00", item "VM;iaasvmcontainerv2;rg;vm"), not inside a longer number.
+        pattern = re.compile(re.escape(old) + r"(?![0-9])", re.IGNORECASE)
 
         def renamed(res: dict) -> dict:
             return json.loads(pattern.sub(new, json.dumps(res)))
