@@ -23,7 +23,6 @@ in ``DOCUMENTED`` with the spec path, and the test fails if such an entry is no 
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -59,9 +58,6 @@ DEADLINE = 20.0  # seconds an emulator operation (0.1 s here) may take before th
 # ``operations/_operations.py``: ``deserialized.get("value")``, ``deserialized.get("nextLink")``).
 PAGE_KEYS = frozenset({"value", "nextLink"})
 
-# ``GET /subscriptions``, ``/subscriptions/{id}`` and ``/tenants`` live in emulator/arm_meta.py;
-# until that module exists the subscription checks skip, and run (and must pass) once it does.
-_HAS_SUBSCRIPTION_ROUTES = importlib.util.find_spec("emulator.arm_meta") is not None
 
 # (model class that lacks the key, key) -> why the key is right although this SDK release's model
 # lacks it, with the REST spec path that defines it. The test fails when an entry is not needed.
@@ -513,8 +509,7 @@ def world() -> Iterator[World]:
             read_ended_backup_job(w, config)
             read_errors(w)
             read_resource_graph(w, subs)
-            if _HAS_SUBSCRIPTION_ROUTES:
-                read_subscriptions(w)
+            read_subscriptions(w)  # GET /subscriptions, /subscriptions/{id}: emulator/arm_meta.py
             yield w
         finally:
             access.close()
@@ -532,8 +527,6 @@ WHAT = ("virtual machines", "VM instance views", "disks", "resource SKUs", "vaul
 @pytest.mark.parametrize("what", WHAT)
 def test_emulator_sends_no_key_the_sdk_model_does_not_know(world: World, what: str) -> None:
     """A key the SDK cannot read is one Azure does not send: code must not come to rely on it."""
-    if what in ("subscriptions", "tenants") and not _HAS_SUBSCRIPTION_ROUTES:
-        pytest.skip("the emulator has no subscription routes yet (emulator/arm_meta.py)")
     problems, _ = undocumented(world, what)
     assert not problems, f"{what}: keys the SDK model does not know:\n  " + "\n  ".join(problems)
 
