@@ -185,10 +185,23 @@ def _scoped(world: World, body: dict) -> tuple[set[str], bool]:
 
 
 def _filter_tables(world: World, subs: set[str]) -> dict[str, list[dict]]:
-    tables = world.state.arg_tables()
+    """The ARG tables cut to ``subs``; kept per (state version, scope), so the slices and pages
+    of one batch share one cut (and kql's memo of leading ``where``s keyed on it)."""
+    with world.state.lock:
+        version = world.state.version
+        tables = world.state.arg_tables()
     if len(subs) == len(world.state.subscriptions):
         return tables
-    return {name: [r for r in rows if r["subscriptionId"] in subs] for name, rows in tables.items()}
+    cuts: OrderedDict = world.services.setdefault("arg_scope_cuts", OrderedDict())
+    key = (version, frozenset(subs))
+    cut = cuts.get(key)
+    if cut is None:
+        cut = {name: [r for r in rows if r["subscriptionId"] in subs]
+               for name, rows in tables.items()}
+        cuts[key] = cut
+        while len(cuts) > 8:
+            cuts.popitem(last=False)
+    return cut
 
 
 def _table_format(rows: list[dict], columns: list[str]) -> dict:

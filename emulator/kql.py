@@ -65,11 +65,14 @@ the input tables: treat them as read-only.
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import json
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -464,6 +467,13 @@ class _Compiler:
             step, cols = self.operator(op, cols, p)
             steps.append(step)
         table, text, raw, pos = p.table, self.text, p.table_raw, p.pos
+        # Leading `where`s are memoised per table object (see _Memo): pages of one query and
+        # hash slices of one query over an unchanged estate filter the table once.
+        lead = 0
+        while lead < len(p.ops) and isinstance(p.ops[lead], Where):
+            lead += 1
+        keys = [repr((p.table, p.ops[: i + 1])) for i in range(lead)]
+        slices = [self._hash_slice(p.ops[i], list(ARG_COLUMNS)) for i in range(lead)]
 
         def run(tables: Mapping[str, Sequence[Row]]) -> list[Row]:
             try:
@@ -479,11 +489,45 @@ class _Compiler:
                 ) from None
             if not steps:
                 return list(rows)
-            for step in steps:
-                rows = step(rows, tables)
-            return rows
+            base, start = rows, 0
+            for j in range(lead, 0, -1):
+                hit = _MEMO.get(base, keys[j - 1])
+                if hit is not None:
+                    rows, start = hit, j
+                    break
+            for i in range(start, len(steps)):
+                if i < lead and slices[i] is not None:
+                    fn, expr_key, mod, part = slices[i]
+                    bucket_key = f"{keys[i - 1] if i else table}|hash({expr_key}, {mod})"
+                    buckets = _MEMO.get(base, bucket_key)
+                    if buckets is None:
+                        buckets = _buckets(rows, fn, mod)
+                        _MEMO.put(base, bucket_key, buckets)
+                    rows = buckets[part]
+                else:
+                    rows = steps[i](rows, tables)
+                if i < lead:
+                    _MEMO.put(base, keys[i], rows)
+            return rows if start < len(steps) else list(rows)
 
         return run, cols
+
+    def _hash_slice(self, op: Where, cols: list[str]) -> tuple[Fn, str, int, int] | None:
+        """``where hash(expr, N) == k`` (k a literal in 0..N-1): the expression (compiled, and
+        as a memo key), N and k."""
+        pred = op.pred
+        if not (isinstance(pred, Binary) and pred.op == "=="):
+            return None
+        call, lit = pred.left, pred.right
+        if isinstance(call, Lit):
+            call, lit = lit, call
+        if not (isinstance(call, Call) and call.name == "hash" and len(call.args) == 2
+                and isinstance(lit, Lit) and isinstance(call.args[1], Lit)):
+            return None
+        mod, part = call.args[1].value, lit.value
+        if not (type(mod) is int and type(part) is int and 0 <= part < mod):
+            return None
+        return self.expr(call.args[0], cols, "where"), repr(call.args[0]), mod, part
 
     def operator(self, op: Any, cols: list[str], pipe: Pipeline) -> tuple[Step, list[str]]:
         method = getattr(self, "op_" + type(op).__name__.lower())
@@ -1538,7 +1582,12 @@ def _hash64(v: Any) -> int:
     xxhash64 ("this may change; use it within a single query", Kusto docs hash-function); the
     emulator uses BLAKE2b instead, so values differ from Azure's while keeping what callers may
     rely on: the same input always lands in the same bucket, buckets are 0..mod-1."""
-    text = v if type(v) is str else _tostr(v)
+    return _hash_text(v if type(v) is str else _tostr(v))
+
+
+@functools.lru_cache(maxsize=1 << 19)
+def _hash_text(text: str) -> int:
+    # Cached: queries sliced by hash(id, N) == k ask the same ids' hashes once per slice.
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
@@ -1750,6 +1799,45 @@ _AGG_IMPL: dict[str, Callable[[Fn | None], Callable[[list[Row]], list[Any]]]] = 
     "make_list": _agg_make_list,
     "make_set": _agg_make_set,
 }
+
+
+class _Memo:
+    """Rows after a pipeline's leading ``where``s, per table object (the state's ARG tables
+    are new lists after every change, so an entry never outlives the estate it describes; the
+    table is held so its id is not reused). A few dozen entries of row references."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._items: OrderedDict[tuple[int, str], tuple[Any, Any]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, table: Any, key: str) -> Any:
+        with self._lock:
+            entry = self._items.get((id(table), key))
+            if entry is None or entry[0] is not table:
+                return None
+            self._items.move_to_end((id(table), key))
+            return entry[1]
+
+    def put(self, table: Any, key: str, value: Any) -> None:
+        with self._lock:
+            self._items[(id(table), key)] = (table, value)
+            self._items.move_to_end((id(table), key))
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_MEMO = _Memo()
+
+
+def _buckets(rows: Sequence[Row], fn: Fn, mod: int) -> list[list[Row]]:
+    """Rows split by ``hash(fn(row), mod)`` (rows whose value is null match no slice)."""
+    out: list[list[Row]] = [[] for _ in range(mod)]
+    for r in rows:
+        v = fn(r)
+        if v is not None:
+            out[_hash64(v) % mod].append(r)
+    return out
 
 
 # ------------------------------------------------------------------------------ public API
