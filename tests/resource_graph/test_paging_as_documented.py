@@ -219,3 +219,16 @@ def test_an_assessment_at_tenant_scope_past_the_cap_sees_every_subscription(
     assert {r["subscription_id"] for r in rows} == {
         s["subscriptionId"].lower() for s in fleet["subscriptions"]}
     assert {r["vm_id"] for r in rows} == start
+
+
+def test_hash_slices_split_the_rows_and_halve_consistently(fleet_1500):
+    def ids(parts: int, part: int) -> set[str]:
+        query = ("Resources | where type == 'microsoft.compute/virtualmachines' "
+                 f"| where hash(tolower(id), {parts}) == {part} | project id | order by id asc")
+        return {r["id"] for r in query_page(client, query, top=1000).rows}
+
+    with Emulator(fleet_1500) as emu:
+        client = _client(emu)
+        thirds = [ids(3, k) for k in range(3)]
+        assert sum(len(t) for t in thirds) == 1500 and set().union(*thirds) == set(_vm_ids(emu))
+        assert ids(6, 1) | ids(6, 4) == thirds[1] and not ids(6, 1) & ids(6, 4)
