@@ -198,6 +198,8 @@ def read_all(client, query: str, *, top: int = 1000, overlap: int = 8,
         page = query_page(client, query, top=top, skip=offset, **kwargs)
         out.requests += 1
         out.limit_hit |= page.limit_hit
+        if page.rows and key not in page.rows[0]:
+            raise ValueError(f"read_all needs the query to project {key!r} (and sort by it)")
         keys = [r.get(key) for r in page.rows]
         if offset > 0 and not any(k in seen for k in keys):
             out.step_backs += 1
