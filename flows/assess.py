@@ -185,6 +185,7 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
 
         mark = time.monotonic()
         policies: dict[str, dict] = {}
+        guarded: dict[str, dict] = {}  # vaults under multi-user authorization
         frames = []
         arm_requests = 0
         for fut in arm_futures:
@@ -192,6 +193,7 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
             arm_requests += facts.requests
             if isinstance(facts, PolicyFacts):
                 policies.update(facts.policies)
+                guarded.update(facts.guards)
                 partial.extend({**e, "retry": "re-run the assessment once the vault is "
                                 "readable"} for e in facts.errors)
             else:
@@ -241,7 +243,7 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
             created_at=created.isoformat(),
             subscription_names={s["subscriptionId"]: s.get("name") or ""
                                 for s in scope.subscriptions},
-            cost=cost.to_summary(), changes=changes_summary,
+            cost=cost.to_summary(), changes=changes_summary, guarded_vaults=guarded,
             migration=({k: int(v) for k, v in migration["status"].value_counts().items()}
                        if migration is not None else None))
 

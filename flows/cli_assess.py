@@ -91,6 +91,11 @@ def print_summary(summary: dict, files: dict[str, Path]) -> None:
     if migration:
         typer.echo("  Migration (wave journal): " + ", ".join(
             f"{k.replace('_', ' ')} {n}" for k, n in migration.items()))
+    guarded = summary.get("guarded_vaults") or []
+    if guarded:
+        typer.echo(f"  Multi-user authorization: {len(guarded)} vault(s) linked to a Resource "
+                   "Guard (a change that shortens retention needs the guard): "
+                   + ", ".join(f"{g['vault']} ({g['guard']})" for g in guarded))
     if summary["partial_errors"]:
         typer.secho(f"  Not assessed: {len(summary['partial_errors'])} scope(s); see "
                     "summary.json", fg="red")

@@ -111,6 +111,14 @@ def print_plan(record: PlanRecord, plan: Plan, files: dict[str, Path]) -> None:
         typer.secho(f"  Irreversible: {summary['irreversible']} VM(s) on a Standard policy move "
                     "to Enhanced for good; they roll back to an Enhanced app-consistent copy"
                     + (f": {shown}" if shown else ""), fg="yellow")
+    for guarded in summary.get("guarded_vaults", []):
+        critical = guarded["critical_vms"]
+        typer.secho(f"  Multi-user authorization: vault {guarded['vault']} is linked to a "
+                    f"Resource Guard; {critical} of its {guarded['vms']} planned VM(s) shorten "
+                    "retention (critical)" + (f": before the wave, hold the "
+                                              f"{guarded['operator_request']}" if critical
+                                              else ": no approval needed"),
+                    fg="yellow" if critical else None)
     for split in summary["splits"]:
         waits = ", ".join(f"wave {w['wave']} after wave {w['after_wave']} ends + 24 h"
                           for w in split["waves"])

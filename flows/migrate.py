@@ -377,6 +377,7 @@ def _ensure_targets(access: Any, to_move: pd.DataFrame, logger: Any,
     a vault's problem: it stops the wave."""
     from tasks.azure import backup
     from tasks.migration.move import WaveStop
+    from tasks.migration.mua import JOURNAL_CODE, is_guard_refusal
     from tasks.migration.policies import PolicyConflictError, crash_clone_body, ensure_policy
 
     pairs = to_move[["vault_id", "source_policy", "target_policy"]].drop_duplicates()
@@ -406,8 +407,9 @@ def _ensure_targets(access: Any, to_move: pd.DataFrame, logger: Any,
         except AzureError as err:
             if err.status == 403 and err.code == "AuthorizationFailed":
                 raise WaveStop(str(err), status=403, code=err.code) from err
-            code = err.code if err.code in ("ResourceGuardOperationRequestsMissing",) \
-                else "POLICY_UNAVAILABLE"
+            # Creating a policy is not critical under multi-user authorization; should the
+            # guard still refuse, it is named and retried, like a refused VM (mua.py).
+            code = JOURNAL_CODE if is_guard_refusal(err) else "POLICY_UNAVAILABLE"
             return row.vault_id.lower(), (code, f"policy {row.target_policy} in vault "
                                                 f"{ref.vault} could not be made: {err}")
         logger.info(f"policy {row.target_policy} in vault {ref.vault}: {result.outcome}")

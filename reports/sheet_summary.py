@@ -182,6 +182,18 @@ def write_summary_sheet(ws: Any, summary: dict[str, Any], *, has_changes_sheet: 
                        for v in safe_cells([e.get("scope", ""), e.get("error", ""),
                                             e.get("retry", "")])))
 
+    guarded = summary.get("guarded_vaults") or []
+    if guarded:
+        rows.section(f"Multi-user authorization: {len(guarded)} vault(s) linked to a Resource "
+                     "Guard. Re-pointing a VM to a policy with shorter retention (any tier or "
+                     "instant restore days) is a critical operation there: the operator needs "
+                     "the Backup MUA Operator role on the guard. A same-retention clone is not.")
+        rows.header("Vault", "VMs", "Resource Guard", "Operator must request")
+        for g in guarded:
+            rows.add(*safe_cells([g["vault"], g["vms"], g["guard_id"], g["operator_request"]]))
+    else:
+        rows.section("Multi-user authorization: no vault in scope is linked to a Resource Guard")
+
     rows.section("Top blockers")
     blockers_header = rows.header("Rule", "VMs", "Title")
     for b in summary["top_blockers"]:

@@ -68,13 +68,29 @@ def _at_risk(scored: pd.DataFrame) -> dict[str, Any]:
         .itertuples(index=False)]}
 
 
+def _guarded(scored: pd.DataFrame, guarded: dict[str, dict]) -> list[dict[str, Any]]:
+    """Vaults linked to a Resource Guard (multi-user authorization), with their VMs in scope:
+    there a change that reduces any retention needs the guard's approval (the operator holds
+    Backup MUA Operator on the guard); a same-retention re-point does not."""
+    if not guarded:
+        return []
+    counts = (scored["vault_id"].astype("string").str.lower().value_counts()
+              if "vault_id" in scored.columns and len(scored) else pd.Series(dtype="int64"))
+    return [{"vault": g["vault"], "vault_id": g["vault_id"], "guard": g["guard"],
+             "guard_id": g["guard_id"], "vms": int(counts.get(key, 0)),
+             "critical_item_change": bool(g.get("critical_item_change")),
+             "operator_request": g.get("operator_request", "")}
+            for key, g in sorted(guarded.items())]
+
+
 def build_summary(scored: pd.DataFrame, *, assessment_id: str, scope: dict[str, Any],
                   pack: Any, cloud: str, requests: dict[str, int], partial_errors: list[dict],
                   timings: dict[str, float], excluded_vms: int, tool_version: str,
                   created_at: str, subscription_names: dict[str, str] | None = None,
                   cost: dict[str, Any] | None = None,
                   changes: dict[str, Any] | None = None,
-                  migration: dict[str, int] | None = None) -> dict[str, Any]:
+                  migration: dict[str, int] | None = None,
+                  guarded_vaults: dict[str, dict] | None = None) -> dict[str, Any]:
     """Counts by readiness, rule, subscription and region, the at-risk VMs, the cost view and
     the changes since the previous assessment, and how the numbers were made."""
     readiness = scored["readiness"].value_counts()
@@ -104,6 +120,7 @@ def build_summary(scored: pd.DataFrame, *, assessment_id: str, scope: dict[str, 
         "cost": cost,
         "changes": changes,
         "migration": migration,
+        "guarded_vaults": _guarded(scored, guarded_vaults or {}),
         "requests": requests,
         "partial_errors": partial_errors,
         "complete": not partial_errors,

@@ -26,27 +26,29 @@ failure: the VM is left for a later run.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..azure import backup, compute
+from ..azure import backup, compute, guards
 from ..errors import AzureError
 from ..state.journal import STEPS
-from . import live_checks
-from .policies import app_clone_body, ensure_policy
+from . import live_checks, mua
+from .policies import app_clone_body, crash_clone_body, ensure_policy
 
 DONE_JOB_STATES = ("Completed", "CompletedWithWarnings")
 STEP_RANK = {step: rank for rank, step in enumerate(STEPS)}
 # Clock skew allowed between us and Azure when matching a job to a journal intent.
 UNJOURNALED_MARGIN = timedelta(minutes=2)
 # Journal codes a later run may retry: nothing is wrong with the VM itself (throttling, a
-# stopped runner, a job or lock on the item, a Resource Guard approval still missing).
+# stopped runner, a job or lock on the item, a Resource Guard approval still missing:
+# ``mua.JOURNAL_CODE``, and the emulator's old code that journals of earlier runs may hold).
 RETRYABLE_CODES = ("THROTTLED", "INTERRUPTED", "JOB_RUNNING", "UNREADABLE",
-                   "BMSUserErrorObjectLocked", "ResourceGuardOperationRequestsMissing",
-                   "POLICY_UNAVAILABLE")
+                   "BMSUserErrorObjectLocked", mua.JOURNAL_CODE,
+                   "ResourceGuardOperationRequestsMissing", "POLICY_UNAVAILABLE")
 
 
 class WaveStop(AzureError):
@@ -139,6 +141,9 @@ class LastLook:
     on_target: bool = False
     throttled: bool = False
     error: str | None = None
+    # Multi-user authorization: the guard's request the PUT must carry (the move shortens
+    # retention on a vault linked to a Resource Guard; tasks/migration/mua.py), else empty.
+    guard_requests: tuple[str, ...] = ()
 
 
 def _unreadable(err: AzureError) -> tuple[str, str]:
@@ -162,6 +167,7 @@ class Mover:
                  log: Callable[[str], None] | None = None, rescorer: Any = None) -> None:
         self.access, self.journal, self.cfg = access, journal, config
         self.rescorer = rescorer  # a ``rescore.Rescorer``; None only where no VM moves
+        self._mua = _GuardView(access)  # each vault's Resource Guard link, read once a run
         self.log = log or (lambda _line: None)
         self._last: dict[str, str] = {}  # vm_key -> the last step journaled
 
@@ -202,7 +208,16 @@ class Mover:
             except AzureError as err:
                 return LastLook((_unreadable(err)[0], f"could not re-score it before moving: "
                                  f"{err}"), throttled=err.status == 429, error=str(err))
-        return LastLook(reason, on_target=on_target and reason is None)
+        if reason is not None or on_target:
+            return LastLook(reason, on_target=on_target and reason is None)
+        try:
+            requests = self._mua.requests(client, vault, vm.vault_id, vm.source_policy_id,
+                                          vm.target_policy_id, read=self._read)
+        except AzureError as err:
+            return LastLook((_unreadable(err)[0], "could not read its vault's Resource Guard "
+                             f"link before moving: {err}"), throttled=err.status == 429,
+                            error=str(err))
+        return LastLook(None, guard_requests=tuple(requests))
 
     def move(self, vm: VmPlan) -> VmOutcome:
         started = _now()
@@ -226,10 +241,13 @@ class Mover:
             self.journal.finish(vm.vm_key, "done")
             return self._outcome(vm, "done", started)
         try:
-            operation = backup.set_item_policy(client, ref, vm.vm_id, vm.target_policy_id)
+            operation = backup.set_item_policy(client, ref, vm.vm_id, vm.target_policy_id,
+                                               guard_requests=list(seen.guard_requests))
         except AzureError as err:
             return self._refused(vm, client, ref, err, started)
-        self._step(vm.vm_key, "put_sent", operation_id=operation.operation_id)
+        self._step(vm.vm_key, "put_sent", operation_id=operation.operation_id,
+                   **({"detail": {"resource_guard_requests": list(seen.guard_requests)}}
+                      if seen.guard_requests else {}))
         try:
             job_ids = self._follow(vm, client, vault, ref, operation)
         except _Failure as failure:
@@ -327,6 +345,10 @@ class Mover:
         refusal for want of write access stops the whole wave (every VM would meet it)."""
         throttled = err.status == 429
         code = "THROTTLED" if throttled else (err.code or "REFUSED")
+        if not throttled and mua.is_guard_refusal(err):  # named, retryable, never a failure
+            code = mua.JOURNAL_CODE
+            err = AzureError(mua.refusal_message(err, self._mua.known(vm.vault_id)),
+                             status=err.status, code=code)
         try:
             item = self._item_or_none(client, ref)
         except AzureError:
@@ -371,7 +393,10 @@ class Mover:
             else:
                 if vm.irreversible:
                     self._ensure_rollback_policy(vm, client, vault, back_to)
-                operation = backup.set_item_policy(client, ref, vm.vm_id, back_to)
+                operation = backup.set_item_policy(
+                    client, ref, vm.vm_id, back_to,
+                    guard_requests=self._mua.requests_or_none(client, vault, vm.vault_id,
+                                                              now_on, back_to, read=self._read))
                 self._step(vm.vm_key, "rollback_put_sent",
                                   operation_id=operation.operation_id)
                 status, _ = self._wait_started(client, ref, operation, self.cfg.timeout)
@@ -585,6 +610,69 @@ class Mover:
         self.log(f"{vm.vm_name}: {status}{detail}"
                  + (f"; rollback: {rollback}" if rollback else ""))
         return outcome
+
+
+class _GuardView:
+    """Multi-user authorization for one run: each vault's guard link (read once) and the
+    policies compared, so a critical move carries the guard's request the way ``az backup item
+    set-policy`` sends it. Unguarded vaults cost one ARM list each and no policy read."""
+
+    def __init__(self, access: Any) -> None:
+        self.access = access
+        self._links: dict[str, guards.GuardLink | None] = {}
+        self._policies: dict[str, dict] = {}
+        self._lock = threading.Lock()
+
+    def known(self, vault_id: str) -> guards.GuardLink | None:
+        with self._lock:
+            return self._links.get(vault_id.lower())
+
+    def link(self, vault_id: str, read: Callable[[Callable[[], Any]], Any]) -> Any:
+        key = vault_id.lower()
+        with self._lock:
+            if key in self._links:
+                return self._links[key]
+        found = read(lambda: guards.read_link(self.access, vault_id))
+        with self._lock:
+            self._links[key] = found
+        return found
+
+    def _policy(self, client: Any, vault: Any, policy_id: str,
+                read: Callable[[Callable[[], Any]], Any]) -> dict | None:
+        key = policy_id.lower()
+        with self._lock:
+            if key in self._policies:
+                return self._policies[key]
+        try:
+            found = read(lambda: backup.get_policy(client, vault, _name(policy_id)))
+        except AzureError as err:
+            if err.status != 404:
+                raise
+            return None
+        with self._lock:
+            self._policies[key] = found
+        return found
+
+    def requests(self, client: Any, vault: Any, vault_id: str, from_id: str, to_id: str, *,
+                 read: Callable[[Callable[[], Any]], Any]) -> list[str]:
+        """The guard requests a change from ``from_id`` to ``to_id`` must carry (raises
+        ``AzureError`` when the link or a policy can't be read)."""
+        link = self.link(vault_id, read)
+        if link is None or not link.request_for(mua.UPDATE_PROTECTION):
+            return []
+        old = self._policy(client, vault, from_id, read)
+        new = self._policy(client, vault, to_id, read)
+        if new is None and old is not None:  # not created yet (a dry run): what will be
+            new = crash_clone_body(old)
+        return mua.guard_requests_for(link, old, new)
+
+    def requests_or_none(self, client: Any, vault: Any, vault_id: str, from_id: str | None,
+                         to_id: str, *, read: Callable[[Callable[[], Any]], Any]) -> list[str]:
+        """``requests`` for a rollback: what can't be read sends none (Azure then says)."""
+        try:
+            return self.requests(client, vault, vault_id, from_id or "", to_id, read=read)
+        except AzureError:
+            return []
 
 
 def _job_error(job: dict) -> tuple[str, str]:

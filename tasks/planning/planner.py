@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..azure.guards import UPDATE_PROTECTION
 from ..migration.policies import DEFAULT_ROLLBACK_TEMPLATE, DEFAULT_TARGET_TEMPLATE
 from ..state.tables import PLAN_VM_FIELDS
 from .candidates import classify
@@ -36,7 +37,11 @@ from .waves import assign_waves, order_vms, resolve_ramp, reversible_canary
 
 SKIPPED = "skipped"
 GROUP_KEY = ["vault_key", "source_key"]
-PLAN_COLUMNS = [*PLAN_VM_FIELDS, "not_before"]
+# Multi-user authorization, after the stored fields (plan.csv: after the contract columns):
+# the vault's Resource Guard, what the change shortens, whether that makes it critical there,
+# and what the operator must hold before the wave runs.
+MUA_COLUMNS = ["resource_guard", "retention_reduced", "critical", "mua_request"]
+PLAN_COLUMNS = [*PLAN_VM_FIELDS, "not_before", *MUA_COLUMNS]
 EXCLUDED_COLUMNS = ["vm_id", "vm_name", "subscription_id", "vault", "readiness", "reason"]
 WAVE_COLUMNS = ["wave", "size", "vaults", "subscriptions", "irreversible", "new_policies",
                 "not_before", "after_wave"]
@@ -149,7 +154,7 @@ def build_plan(selected: pd.DataFrame, options: PlanOptions,
     # Each candidate takes its group's verdict, target and rollback names (the target is named
     # by today's template, which may differ from the one the assessment showed).
     verdicts = groups[[*GROUP_KEY, "reason", "batch", "target_policy", "rollback_policy",
-                       "irreversible"]]
+                       "irreversible", "move_reduces", "rollback_reduces"]]
     cand = cand.drop(columns=["target_policy"], errors="ignore").merge(
         verdicts, on=GROUP_KEY, how="left", sort=False)
     planned = cand[cand["reason"] == ""].copy()
@@ -173,6 +178,7 @@ def build_plan(selected: pd.DataFrame, options: PlanOptions,
         "irreversible": planned["irreversible"].astype(bool),
         "rollback_policy": planned["rollback_policy"], "readiness": planned["readiness"],
         "warnings": planned["warnings"], "not_before": planned["not_before"],
+        **_mua_columns(planned, vault_policies),
     }, columns=PLAN_COLUMNS).reset_index(drop=True)
 
     policies = _policy_report(needs, groups)
@@ -184,11 +190,58 @@ def build_plan(selected: pd.DataFrame, options: PlanOptions,
     summary["splits"] = _splits(planned, groups)
     summary["conflicts"] = _conflicts(policies, cand)
     summary["irreversible_vms"] = vms.loc[vms["irreversible"], "vm_name"].tolist()
+    summary["guarded_vaults"] = _guarded_vaults(vms, vault_policies)
+    summary["critical"] = int(vms["critical"].sum())
     return Plan(vms=vms, policies=policies, excluded=excluded, waves=waves, limits=limits,
                 summary=summary)
 
 
 # -- steps ------------------------------------------------------------------------------------
+
+def _mua_columns(planned: pd.DataFrame, vault_policies: VaultPolicies) -> dict[str, Any]:
+    """Per planned VM: its vault's Resource Guard, what its move (and its rollback, should it
+    be needed) shortens, and whether that is critical there (tasks/migration/mua.py). Mapped
+    per vault, never computed per VM in Python."""
+    keys = planned["vault_key"]
+    links = {k: g for k, g in vault_policies.guards.items() if g is not None}
+    guard = keys.map({k: g.guard_id for k, g in links.items()})
+    unreadable = keys.map({k: f"unknown: links unreadable ({e})"
+                           for k, e in vault_policies.guard_errors.items()})
+    guards = guard.fillna(unreadable).fillna("")
+    covers = keys.map({k: bool(g.request_for(UPDATE_PROTECTION)) for k, g in links.items()})
+    covered = covers.fillna(False).astype(bool)
+    move = planned["move_reduces"].fillna("").astype(str)
+    back = planned["rollback_reduces"].fillna("").astype(str)
+    text = ("move: " + move).where(move != "", "")
+    text = text.str.cat(("rollback: " + back).where(back != "", ""), sep="; ").str.strip("; ")
+    critical = covered & ((move != "") | (back != ""))
+    ask = keys.map({k: g.operator_request() for k, g in links.items()}).fillna("")
+    when = pd.Series("", index=planned.index).where(move != "", "rollback only: ")
+    return {"resource_guard": guards.to_numpy(), "retention_reduced": text.to_numpy(),
+            "critical": critical.to_numpy(),
+            "mua_request": (when + ask).where(critical, "").to_numpy()}
+
+
+def _guarded_vaults(vms: pd.DataFrame, vault_policies: VaultPolicies) -> list[dict[str, Any]]:
+    """The plan's vaults under multi-user authorization, with their planned and critical VMs."""
+    out = []
+    keys = vms["vault_id"].str.lower()
+    for key, link in sorted(vault_policies.guards.items()):
+        if link is None or not (keys == key).any():
+            continue
+        mine = vms[keys == key]
+        out.append({"vault": str(mine["vault"].iloc[0]), "vault_id": link.vault_id,
+                    "guard_id": link.guard_id, "vms": len(mine),
+                    "critical_vms": int(mine["critical"].sum()),
+                    "operator_request": link.operator_request()})
+    for key, error in sorted(vault_policies.guard_errors.items()):
+        if (keys == key).any():
+            out.append({"vault": str(vms.loc[keys == key, "vault"].iloc[0]), "vault_id": key,
+                        "guard_id": "", "vms": int((keys == key).sum()), "critical_vms": 0,
+                        "operator_request": f"unknown: its Resource Guard links could not be "
+                                            f"read ({error})"})
+    return out
+
 
 def _apply_policy_limit(groups: pd.DataFrame, existing: pd.Series) -> pd.DataFrame:
     """Give the groups whose new policies don't fit their vault's 200 their reason; return one

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..azure.guards import GuardLink
+from ..migration.mua import retention_reductions
 from ..migration.policies import (
     CRASH_CONSISTENT,
     PolicyConversionError,
@@ -41,7 +43,8 @@ TARGET_SETTING = "rules.target_policy_template"
 ROLLBACK_SETTING = "waves.rollback_policy_template"
 GROUP_COLUMNS = ["vault_key", "source_key", "vault_id", "vault", "subscription_id",
                  "source_policy_id", "source_policy", "source_type", "irreversible",
-                 "target_policy", "rollback_policy", "creates", "reason", "note"]
+                 "target_policy", "rollback_policy", "creates", "reason", "note",
+                 "move_reduces", "rollback_reduces"]
 POLICY_COLUMNS = ["vault_key", "source_key", "vault_id", "vault", "policy_name", "kind",
                   "source_policy_id", "source_policy", "action", "description", "differences",
                   "body"]
@@ -54,6 +57,10 @@ class VaultPolicies:
     policies: dict[str, list[dict]] = field(default_factory=dict)  # lower vault id -> list
     errors: dict[str, str] = field(default_factory=dict)  # lower vault id -> why unreadable
     requests: int = 0
+    # Multi-user authorization: lower vault id -> its Resource Guard link (None: not linked),
+    # and the vaults whose link could not be read.
+    guards: dict[str, GuardLink | None] = field(default_factory=dict)
+    guard_errors: dict[str, str] = field(default_factory=dict)
 
     def count(self, vault_id: str) -> int | None:
         found = self.policies.get(vault_id.lower())
@@ -62,6 +69,8 @@ class VaultPolicies:
     def merge(self, other: VaultPolicies) -> VaultPolicies:
         self.policies.update(other.policies)
         self.errors.update(other.errors)
+        self.guards.update(other.guards)
+        self.guard_errors.update(other.guard_errors)
         self.requests += other.requests
         return self
 
@@ -80,7 +89,8 @@ def _group(key: tuple[str, str], first: dict, listing: list[dict] | None, error:
            "vault": first["vault"], "subscription_id": first["subscription_id"],
            "source_policy_id": first["policy_id"], "source_policy": source_name,
            "source_type": "", "irreversible": False, "target_policy": "",
-           "rollback_policy": source_name, "creates": 0, "reason": "", "note": ""}
+           "rollback_policy": source_name, "creates": 0, "reason": "", "note": "",
+           "move_reduces": "", "rollback_reduces": ""}
     vault = first["vault"]
     if listing is None:
         row["reason"] = (f"the backup policies of vault '{vault}' could not be read "
@@ -132,6 +142,13 @@ def _group(key: tuple[str, str], first: dict, listing: list[dict] | None, error:
             "description": describe_policy(body) + (f" ({row['note']})" if row["note"] else ""),
             "differences": "; ".join(differences), "body": body})
     row["creates"] = sum(p["action"] == CREATE for p in policies)
+    # What shortens retention (critical under multi-user authorization): the move from the
+    # source to the crash clone, and the rollback from the clone to the rollback policy. A
+    # reused policy has the body's settings (else it is a conflict), so the bodies decide.
+    target_body = needs[0][2]
+    back_body = needs[1][2] if irreversible else source
+    row["move_reduces"] = "; ".join(retention_reductions(source, target_body))
+    row["rollback_reduces"] = "; ".join(retention_reductions(target_body, back_body))
     return row, policies
 
 

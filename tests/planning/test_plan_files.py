@@ -24,7 +24,8 @@ from tasks.state.tables import PLAN_VM_FIELDS
 from tests.planning.frames import frame, policy, vault_policies, vm
 
 CONTRACT = ["wave", "vm_id", "vm_name", "vault", "source_policy", "target_policy",
-            "irreversible", "subscription_id", "rollback_policy", "warnings", "not_before"]
+            "irreversible", "subscription_id", "rollback_policy", "warnings", "not_before",
+            "resource_guard", "retention_reduced", "critical", "mua_request"]
 
 
 def _plan(n: int = 6):
@@ -46,6 +47,7 @@ def test_plan_csv_has_the_contract_columns_first_and_one_row_per_vm(tmp_path):
     assert list(rows[0]) == CONTRACT
     assert [r["wave"] for r in rows] == ["1", "2", "2", "3", "3", "3", "3"]
     assert {r["irreversible"] for r in rows} == {"true", "false"}
+    assert {(r["resource_guard"], r["critical"]) for r in rows} == {("", "false")}  # no guard
     irreversible = next(r for r in rows if r["irreversible"] == "true")
     assert irreversible["vm_name"] == "'=cmd|calc"  # formula-safe, as every CSV we write
     assert irreversible["rollback_policy"] == "standard-daily-enh"
@@ -59,7 +61,7 @@ def test_plan_workbook_has_every_sheet_with_a_frozen_filtered_plan(tmp_path):
     assert book.sheetnames == list(SHEETS)
     sheet = book["Plan"]
     assert [c.value for c in sheet[1]] == CONTRACT
-    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:K8"
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:O8"
     assert sheet.cell(2, 7).value is False  # a real boolean in Excel
     waves = list(book["Waves"].iter_rows(min_row=3, values_only=True))
     assert waves[0][:2] == ("Wave", "VMs") and [w[1] for w in waves[1:4]] == [1, 2, 4]

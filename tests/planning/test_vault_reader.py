@@ -31,7 +31,10 @@ def test_policy_lists_of_each_vault_and_an_unreadable_one(emulator):
         got = read_vault_policies(access, [a, b, a.upper(), missing])
     finally:
         access.close()
-    assert got.requests == 3  # the same vault twice (any case) is read once
+    # The same vault twice (any case) is read once: three policy lists, and the Resource Guard
+    # links of the two readable vaults (neither is linked).
+    assert got.requests == 5
+    assert got.guards == {a.lower(): None, b.lower(): None}
     assert sorted(p["name"] for p in got.policies[a.lower()]) == ["enhanced-daily",
                                                                   "enhanced-daily-crash"]
     assert got.count(b) == 2 and got.count(missing) is None

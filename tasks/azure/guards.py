@@ -1,0 +1,143 @@
+"""Which vaults a Resource Guard protects (multi-user authorization), read through ARM, and how
+Azure's refusal of a critical operation is recognised. What is critical and what the wave
+sends: ``tasks/migration/mua.py`` (its docstring names the sources).
+
+- The link: ``.../vaults/{vault}/backupResourceGuardProxies`` (``VaultProxy``), with
+  ``resourceGuardResourceId`` and ``resourceGuardOperationDetails`` of
+  ``{vaultCriticalOperation, defaultResourceRequest}`` (specs recoveryservicesbackup
+  ``ResourceGuardProxyCRUD/GetResourceGuardProxy.json``; azure-cli reads the first mapping,
+  ``custom_help.has_resource_guard_mapping``).
+- The operation names are azure-cli's ``custom_help.operation_name_map``.
+- The refusal: "ResourceGuard Operation requestid is either null or empty"
+  (hashicorp/terraform-provider-azurerm#31887), code unconfirmed; without a role on the guard,
+  ARM's ``LinkedAuthorizationFailed`` (unverified for guards). See ``error_codes.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import AuthenticationError, AzureError
+from . import backup
+from .error_codes import MUA_REFUSAL_CODES, matches, matches_any
+
+_RSV = "Microsoft.RecoveryServices/vaults"
+UPDATE_PROTECTION = f"{_RSV}/backupFabrics/protectionContainers/protectedItems/write"
+UPDATE_POLICY = f"{_RSV}/backupPolicies/write"
+MUA_ROLE = "Backup MUA Operator"
+
+
+@dataclass(frozen=True)
+class GuardLink:
+    """A vault's link to its Resource Guard, as its ``VaultProxy`` states it."""
+
+    vault_id: str
+    guard_id: str
+    requests: dict[str, str] = field(default_factory=dict)  # lower operation -> request id
+
+    @property
+    def guard_name(self) -> str:
+        return self.guard_id.rstrip("/").rsplit("/", 1)[-1]
+
+    def request_for(self, operation: str) -> str | None:
+        """The guard's request for ``operation``; None when the guard does not cover it."""
+        return self.requests.get(operation.lower())
+
+    def operator_request(self, operation: str = UPDATE_PROTECTION) -> str:
+        """What the operator must hold before a critical change, in one line."""
+        return (f"{MUA_ROLE} role on Resource Guard {self.guard_id} (request "
+                f"{self.request_for(operation) or 'n/a'})")
+
+
+def guard_link(vault_id: str, proxies: list[dict]) -> GuardLink | None:
+    """The link from a ``list_guard_proxies`` answer; azure-cli reads the first mapping only."""
+    for proxy in proxies[:1]:
+        props = proxy.get("properties") or {}
+        guard_id = str(props.get("resourceGuardResourceId") or "")
+        requests = {str(d.get("vaultCriticalOperation", "")).lower():
+                    str(d.get("defaultResourceRequest") or "")
+                    for d in props.get("resourceGuardOperationDetails") or []
+                    if isinstance(d, dict) and d.get("vaultCriticalOperation")}
+        if guard_id:
+            return GuardLink(vault_id, guard_id, requests)
+    return None
+
+
+@dataclass
+class GuardLinks:
+    """Each read vault's guard link (None: not linked), and the vaults that could not be read."""
+
+    links: dict[str, GuardLink | None] = field(default_factory=dict)  # lower vault id ->
+    errors: dict[str, str] = field(default_factory=dict)
+    requests: int = 0
+
+    def of(self, vault_id: str) -> GuardLink | None:
+        return self.links.get(vault_id.lower())
+
+    def guarded(self) -> list[GuardLink]:
+        return sorted((g for g in self.links.values() if g is not None),
+                      key=lambda g: g.vault_id.lower())
+
+    def merge(self, other: GuardLinks) -> GuardLinks:
+        self.links.update(other.links)
+        self.errors.update(other.errors)
+        self.requests += other.requests
+        return self
+
+
+def read_link(access: Any, vault_id: str) -> GuardLink | None:
+    """One vault's link, through ARM (raises ``AzureError``)."""
+    ref = backup.vault_ref(vault_id)
+    return guard_link(vault_id, backup.list_guard_proxies(access.backup(ref.subscription_id),
+                                                          ref))
+
+
+def read_guard_links(access: Any, vault_ids: Iterable[str], workers: int = 8) -> GuardLinks:
+    """The guard links of every vault in ``vault_ids`` (one ARM list per vault, in parallel).
+    A vault whose links can't be read is recorded with the error, never taken as unguarded."""
+    out = GuardLinks()
+
+    def one(vault_id: str) -> tuple[str, GuardLink | None, str | None]:
+        try:
+            return vault_id, read_link(access, vault_id), None
+        except AuthenticationError:
+            raise
+        except AzureError as err:
+            return vault_id, None, str(err)
+
+    wanted = sorted({v.lower(): v for v in vault_ids}.values(), key=str.lower)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="guards") as pool:
+        for vault_id, link, error in pool.map(one, wanted):
+            out.requests += 1
+            if error is not None:
+                out.errors[vault_id.lower()] = error
+            else:
+                out.links[vault_id.lower()] = link
+    return out
+
+
+# -- refusals --------------------------------------------------------------------------------
+
+def is_guard_refusal(error: Any) -> bool:
+    """Azure refused a critical operation for the guard: no request in it (the refusal's code
+    is unconfirmed, so its message counts too), or no role on the guard it named."""
+    if matches_any(error, MUA_REFUSAL_CODES):
+        return True
+    return matches(error, "LinkedAuthorizationFailed") and "resourceguards" in str(
+        error).lower()
+
+
+__all__ = [
+    "MUA_ROLE",
+    "UPDATE_POLICY",
+    "UPDATE_PROTECTION",
+    "GuardLink",
+    "GuardLinks",
+    "guard_link",
+    "is_guard_refusal",
+    "read_guard_links",
+    "read_link",
+]

@@ -1,0 +1,128 @@
+"""Multi-user authorization (MUA) as ccmigrate meets it: which vaults a Resource Guard protects,
+which planned changes are critical there, what the operator must request, and how Azure's
+refusal is recognised.
+
+What Azure does (sources; the emulator models the same in ``emulator/resource_guard.py``):
+
+- A vault is linked to a Resource Guard through ``.../vaults/{vault}/backupResourceGuardProxies``
+  (``VaultProxy``): ``resourceGuardResourceId`` and ``resourceGuardOperationDetails``, one
+  ``{vaultCriticalOperation, defaultResourceRequest}`` per guarded operation (specs
+  recoveryservicesbackup ``ResourceGuardProxyCRUD/GetResourceGuardProxy.json``).
+- Only critical operations need the guard. For a Recovery Services vault: disabling soft delete
+  and MUA always; modifying a policy or a protection *with reduced retention*, stopping
+  protection with delete data and changing the MARS PIN unless the guard excludes them (MD
+  ``backup/multi-user-authorization-concept.md``). Re-pointing a VM to a clone with the same
+  retention is not critical; one that shortens any retention is.
+- A critical request names the guard's request in ``properties.resourceGuardOperationRequests``:
+  azure-cli reads the proxies, then, only when ``is_retention_duration_decreased`` (old vs new
+  policy: instant restore days, daily/weekly/monthly/yearly counts, a tier dropped), sends
+  ``[defaultResourceRequest]`` of ``.../protectedItems/write`` (Azure/azure-cli
+  ``command_modules/backup/custom.py`` ``update_policy_for_item``; ``custom_help.py``
+  ``operation_name_map``, ``get_resource_guard_operation_request``). The CLI also counts a
+  longer RPO as a decrease; ccmigrate's clones keep the schedule, so it never arises here.
+- The operator needs a role on the guard, granted just in time: "Backup MUA Operator" (newer
+  docs; the concept article's older text says Contributor). Without it ARM's linked access
+  check answers ``LinkedAuthorizationFailed`` (that use is unverified).
+- A refusal for a missing request reads "ResourceGuard Operation requestid is either null or
+  empty" (hashicorp/terraform-provider-azurerm#31887); no source gives its code, so
+  ``is_guard_refusal`` matches the message too (``tasks/azure/error_codes.py``).
+
+The guard's own exclusion list sits on the guard, often in another subscription or tenant
+ccmigrate can't read; ccmigrate treats every operation the proxy lists as guarded (at worst it
+sends a request the guard would not have needed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..azure.guards import (
+    MUA_ROLE,
+    UPDATE_POLICY,
+    UPDATE_PROTECTION,
+    GuardLink,
+    is_guard_refusal,
+)
+
+# The journal's name for a refusal by the guard (missing request or missing role): nothing
+# changed, a re-run retries once the operator holds the role.
+JOURNAL_CODE = "RESOURCE_GUARD"
+
+_TIERS = (("dailySchedule", "daily"), ("weeklySchedule", "weekly"),
+          ("monthlySchedule", "monthly"), ("yearlySchedule", "yearly"))
+_DAYS = {"days": 1, "weeks": 7, "months": 30, "years": 365}
+
+
+# -- retention -------------------------------------------------------------------------------
+
+def _props(policy: dict | None) -> dict:
+    policy = policy or {}
+    return policy["properties"] if isinstance(policy.get("properties"), dict) else policy
+
+
+def _duration(schedule: Any) -> tuple[float, str] | None:
+    if not isinstance(schedule, dict):
+        return None
+    duration = schedule.get("retentionDuration") or {}
+    count = duration.get("count")
+    if not isinstance(count, int | float) or isinstance(count, bool):
+        return None
+    unit = str(duration.get("durationType") or "Days")
+    return count * _DAYS.get(unit.lower(), 1), f"{count} {unit.lower()}"
+
+
+def retention_reductions(old: dict | None, new: dict | None) -> list[str]:
+    """How ``new`` keeps recovery points for less time than ``old`` (policies or their
+    properties), one phrase each: instant restore days, then each long-term tier (shorter, or
+    dropped). Empty when nothing is shorter (what keeps a change non-critical)."""
+    if not old or not new:
+        return []
+    o, n = _props(old), _props(new)
+    out = []
+    oi, ni = o.get("instantRpRetentionRangeInDays"), n.get("instantRpRetentionRangeInDays")
+    if isinstance(oi, int) and (not isinstance(ni, int) or ni < oi):
+        out.append(f"instant restore {oi} -> {ni if isinstance(ni, int) else 'none'} days")
+    orp, nrp = o.get("retentionPolicy") or {}, n.get("retentionPolicy") or {}
+    for key, label in _TIERS:
+        before = _duration(orp.get(key))
+        if before is None:
+            continue
+        after = _duration(nrp.get(key))
+        if after is None:
+            out.append(f"{label} {before[1]} -> none")
+        elif after[0] < before[0]:
+            out.append(f"{label} {before[1]} -> {after[1]}")
+    return out
+
+
+def guard_requests_for(link: GuardLink | None, old: dict | None, new: dict | None,
+                       operation: str = UPDATE_PROTECTION) -> list[str]:
+    """The ``resourceGuardOperationRequests`` a change from ``old`` to ``new`` must carry:
+    the guard's request when the vault is guarded for ``operation`` and retention shrinks."""
+    if link is None or not retention_reductions(old, new):
+        return []
+    request = link.request_for(operation)
+    return [request] if request else []
+
+
+# -- refusals --------------------------------------------------------------------------------
+
+def refusal_message(error: Any, link: GuardLink | None) -> str:
+    """Azure's words, then what the operator does about it."""
+    ask = (f"request the {link.operator_request()}" if link is not None
+           else f"request the {MUA_ROLE} role on the vault's Resource Guard")
+    return (f"refused by multi-user authorization (Resource Guard): {error}. Nothing changed; "
+            f"{ask}, just in time (e.g. through PIM), then run the wave again")
+
+
+__all__ = [
+    "JOURNAL_CODE",
+    "MUA_ROLE",
+    "UPDATE_POLICY",
+    "UPDATE_PROTECTION",
+    "GuardLink",
+    "guard_requests_for",
+    "is_guard_refusal",
+    "refusal_message",
+    "retention_reductions",
+]
