@@ -144,6 +144,10 @@ def dry_run_actions(access: Any, vms: pd.DataFrame, policies: pd.DataFrame,
             would, action = "skip", f"leave it where it is ({found.skip[0]}): {found.skip[1]}"
         elif found is not None and found.on_target:
             would, action = "keep", "already on the target policy: journal it done"
+        elif found is not None and found.guard_requests:
+            action += ("; critical under multi-user authorization (it shortens retention): "
+                       "sends the Resource Guard's request, so hold the Backup MUA Operator "
+                       f"role on it first ({', '.join(found.guard_requests)})")
         rows.append({"what": "vm", "vault": row.vault, "vm_name": row.vm_name,
                      "vm_id": row.vm_id, "source_policy": row.source_policy,
                      "target_policy": row.target_policy, "action": action, "would": would})

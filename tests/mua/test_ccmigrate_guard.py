@@ -120,6 +120,20 @@ def test_the_plan_marks_only_the_retention_reducing_change_critical(planned):
                                  "mua_request"]
 
 
+def test_the_dry_run_says_which_move_needs_the_guard_and_changes_nothing(planned):
+    emu, settings, _assessed, plan, tmp = planned
+    wave = int(next(r for r in _csv(tmp / "plan" / "plan.csv")
+                    if r["vm_name"] == STANDARD_VM)["wave"])
+    before = emu.state()
+    outcome = run_wave(settings, plan.record.id, wave, execute=False, out_dir=tmp / "dry")
+    actions = outcome.actions.set_index("vm_name")
+    assert "critical under multi-user authorization" in actions.at[STANDARD_VM, "action"]
+    assert UPDATE_PROTECTION_REQUEST in actions.at[STANDARD_VM, "action"]
+    others = actions[(actions["what"] == "vm") & (actions.index != STANDARD_VM)]
+    assert not others["action"].str.contains("multi-user").any()
+    assert emu.state() == before
+
+
 def test_a_wave_sends_the_guards_request_for_the_critical_change(planned):
     emu, settings, _assessed, plan, tmp = planned
     wave = int(next(r for r in _csv(tmp / "plan" / "plan.csv")

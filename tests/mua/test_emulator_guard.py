@@ -243,3 +243,29 @@ def test_a_proxy_without_its_vault_is_a_bad_fleet() -> None:
                           or r["name"] == "VaultProxy"]
     with pytest.raises(FleetError, match="vault"):
         validate_fleet(fleet)
+
+
+# -- ccmigrate's reading of the refusal -------------------------------------------------------
+
+def test_ccmigrate_recognises_the_refusal_whatever_code_azure_sends() -> None:
+    """The refusal's code is unconfirmed: ccmigrate matches its message too, and a missing
+    role (LinkedAuthorizationFailed naming the guard) counts as the guard's refusal as well."""
+    from tasks.azure import backup
+    from tasks.errors import AzureError
+    from tasks.migration.mua import is_guard_refusal
+
+    with running(guarded_fleet(), faults=Faults(mua_operator_missing=["contoso-guard"])) as emu:
+        client = client_for(emu)
+        vm = protect_body("vm-1111-0", "")["properties"]["sourceResourceId"]
+        ref = backup.item_ref_for_vm(backup.vault_ref(VAULT_ID), vm)
+        refusals = []
+        for requests in ([], [UPDATE_PROTECTION_REQUEST]):
+            with pytest.raises(AzureError) as info:
+                backup.set_item_policy(client, ref, vm, policy_id("enhanced-daily-7d"),
+                                       guard_requests=requests).wait(30)
+            refusals.append(info.value)
+    assert all(is_guard_refusal(err) for err in refusals)
+    assert REFUSAL_MESSAGE in str(refusals[0])
+    assert refusals[1].code == "LinkedAuthorizationFailed"
+    renamed = AzureError(str(refusals[0]), status=400, code="SomeOtherCodeAzureMightSend")
+    assert is_guard_refusal(renamed)
