@@ -32,11 +32,13 @@ Sources:
   follow the service's other user errors, e.g. ``UserErrorOperationDeniedOnImmutableItem`` in
   terraform-provider-azurerm#27950); clients must match the message as well.
 - A request naming the guard is checked by ARM against the caller's rights on the guard
-  (concept article, steps 5-8: the Backup admin needs a role on the guard, granted just in time;
-  newer docs name the built-in role "Backup MUA Operator", older ones "Contributor"). A missing
-  role answers ARM's ``LinkedAuthorizationFailed`` (403, ARM's linked access check; its use for
-  resource guards is **unverified**). The fault ``mua_operator_missing`` names guards on which
-  the emulator's principal lacks that role.
+  (concept article, steps 5-8; "ResourceGuardOperationRequests on which LAC [linked access
+  check] will be performed", @azure/arm-dataprotection ``SuspendBackupRequest`` reference). The
+  role: "Backup MUA Operator ... Allows user to perform critical operation protected by
+  resourceguard" (MD ``role-based-access-control/built-in-roles.md``; older concept text says
+  Contributor). A missing role answers ARM's ``LinkedAuthorizationFailed`` (403; its wording
+  for resource guards is **unverified**). The fault ``mua_operator_missing`` names guards on
+  which the emulator's principal lacks that role.
 
 The fleet file links a vault with two resources, as ARM returns them: the proxy
 (``Microsoft.RecoveryServices/vaults/backupResourceGuardProxies``, id ``{vault}/

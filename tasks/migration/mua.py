@@ -20,9 +20,14 @@ What Azure does (sources; the emulator models the same in ``emulator/resource_gu
   ``command_modules/backup/custom.py`` ``update_policy_for_item``; ``custom_help.py``
   ``operation_name_map``, ``get_resource_guard_operation_request``). The CLI also counts a
   longer RPO as a decrease; ccmigrate's clones keep the schedule, so it never arises here.
-- The operator needs a role on the guard, granted just in time: "Backup MUA Operator" (newer
-  docs; the concept article's older text says Contributor). Without it ARM's linked access
-  check answers ``LinkedAuthorizationFailed`` (that use is unverified).
+- The operator needs a role on the guard, granted just in time: "Backup MUA Operator ...
+  Allows user to perform critical operation protected by resourceguard" (MD
+  ``role-based-access-control/built-in-roles.md``, role f54b6d04-23c6-443e-b462-9c16ab7b4a52;
+  the concept article's older text says Contributor). The request ids are where ARM runs its
+  linked access check ("ResourceGuardOperationRequests on which LAC check will be performed",
+  @azure/arm-dataprotection ``SuspendBackupRequest`` reference); without the role ARM answers
+  ``LinkedAuthorizationFailed`` (ARM's code for a failed linked check; its exact wording for
+  guards is unverified).
 - A refusal for a missing request reads "ResourceGuard Operation requestid is either null or
   empty" (hashicorp/terraform-provider-azurerm#31887); no source gives its code, so
   ``is_guard_refusal`` matches the message too (``tasks/azure/error_codes.py``).
