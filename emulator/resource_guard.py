@@ -166,8 +166,11 @@ def expected_request(world: World, vault: dict, operation: str) -> tuple[str, st
     """(guard id, default request id) when ``operation`` on ``vault`` needs the guard."""
     for proxy in proxies(world, vault)[:1]:  # azure-cli reads the first mapping only
         props = proxy.get("properties") or {}
+        # The operation as azure-cli names it, or as the spec's proxy examples do (the guard's
+        # request type): which one the service sends is unverified, so both count.
+        names = {operation.lower(), f"{GUARD_TYPE}/{REQUEST_TYPES.get(operation, '')}".lower()}
         for detail in props.get("resourceGuardOperationDetails") or []:
-            if str(detail.get("vaultCriticalOperation", "")).lower() != operation.lower():
+            if str(detail.get("vaultCriticalOperation", "")).lower() not in names:
                 continue
             if excluded(guard_of(world, vault, proxy), operation):
                 return None

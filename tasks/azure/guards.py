@@ -28,6 +28,15 @@ _RSV = "Microsoft.RecoveryServices/vaults"
 UPDATE_PROTECTION = f"{_RSV}/backupFabrics/protectionContainers/protectedItems/write"
 UPDATE_POLICY = f"{_RSV}/backupPolicies/write"
 MUA_ROLE = "Backup MUA Operator"
+# The guard's request type per operation (dataprotection ResourceGuardCRUD examples). The
+# recoveryservicesbackup spec's proxy examples name an operation by this request type
+# ("Microsoft.DataProtection/resourceGuards/deleteResourceGuardProxyRequests") where azure-cli
+# compares with the vault operation ("Microsoft.RecoveryServices/vaults/.../delete"): which one
+# Azure sends is unverified, so both spellings are read.
+_REQUEST_TYPES = {UPDATE_PROTECTION: "updateProtectedItemRequests",
+                  UPDATE_POLICY: "updateProtectionPolicyRequests"}
+_BY_REQUEST_TYPE = {f"microsoft.dataprotection/resourceguards/{kind}".lower(): op.lower()
+                    for op, kind in _REQUEST_TYPES.items()}
 
 
 @dataclass(frozen=True)
@@ -57,10 +66,12 @@ def guard_link(vault_id: str, proxies: list[dict]) -> GuardLink | None:
     for proxy in proxies[:1]:
         props = proxy.get("properties") or {}
         guard_id = str(props.get("resourceGuardResourceId") or "")
-        requests = {str(d.get("vaultCriticalOperation", "")).lower():
-                    str(d.get("defaultResourceRequest") or "")
-                    for d in props.get("resourceGuardOperationDetails") or []
-                    if isinstance(d, dict) and d.get("vaultCriticalOperation")}
+        requests: dict[str, str] = {}
+        for d in props.get("resourceGuardOperationDetails") or []:
+            if not isinstance(d, dict) or not d.get("vaultCriticalOperation"):
+                continue
+            op = str(d["vaultCriticalOperation"]).lower()
+            requests[_BY_REQUEST_TYPE.get(op, op)] = str(d.get("defaultResourceRequest") or "")
         if guard_id:
             return GuardLink(vault_id, guard_id, requests)
     return None

@@ -269,3 +269,26 @@ def test_ccmigrate_recognises_the_refusal_whatever_code_azure_sends() -> None:
     assert refusals[1].code == "LinkedAuthorizationFailed"
     renamed = AzureError(str(refusals[0]), status=400, code="SomeOtherCodeAzureMightSend")
     assert is_guard_refusal(renamed)
+
+
+def test_a_proxy_spelled_as_the_spec_examples_spell_it_guards_the_same() -> None:
+    """GetResourceGuardProxy.json names each operation by the guard's request type; azure-cli
+    compares with the vault operation. Both spellings guard the vault, and ccmigrate reads both."""
+    from tasks.azure import backup
+    from tasks.azure.guards import UPDATE_PROTECTION as OP
+    from tasks.azure.guards import guard_link
+
+    fleet = guarded_fleet()
+    spec_style = next(r for r in fleet["resources"] if r["name"] == "VaultProxy")
+    for detail in spec_style["properties"]["resourceGuardOperationDetails"]:
+        kind = detail["defaultResourceRequest"].rsplit("/", 2)[-2]
+        detail["vaultCriticalOperation"] = f"Microsoft.DataProtection/resourceGuards/{kind}"
+    with running(fleet) as emu:
+        client = client_for(emu)
+        with pytest.raises(HttpResponseError) as info:
+            repoint(client, "vm-1111-0", policy_id("enhanced-daily-7d"))
+        assert REFUSAL_MESSAGE in info.value.error.message
+        listed = backup.list_guard_proxies(client, backup.vault_ref(VAULT_ID))
+    link = guard_link(VAULT_ID, listed)
+    assert link is not None and link.request_for(OP) == UPDATE_PROTECTION_REQUEST
+    assert guard_link(VAULT_ID, [proxy()]).request_for(OP) == UPDATE_PROTECTION_REQUEST
