@@ -259,6 +259,27 @@ def list_proxies(world: World, req: Request, sub: str, rg: str, vault: str) -> R
     return paged(world, req, proxies(world, res))
 
 
+@router.route("PUT", V + "/backupResourceGuardProxies/{name}", "write")
+def put_proxy(world: World, req: Request, sub: str, rg: str, vault: str, name: str) -> Response:
+    """ResourceGuardProxy_Put (PutResourceGuardProxy.json): link the vault to a guard of the
+    fleet; the answer lists the guard's operations, as the example's does. Linking is not
+    itself critical; changing or removing a link is not modelled (its unlockDelete dance)."""
+    res = vault_or_404(world, req, sub, rg, vault)
+    body = req.body if isinstance(req.body, dict) else {}
+    props = body.get("properties") if isinstance(body.get("properties"), dict) else {}
+    guard_id = str(props.get("resourceGuardResourceId") or "")
+    guard = world.state.get(guard_id) if guard_id else None
+    if guard is None or guard.get("type", "").lower() != GUARD_TYPE.lower():
+        raise ArmError(400, "BMSUserErrorInvalidInput",
+                       f"properties.resourceGuardResourceId '{guard_id}' is not a Resource Guard "
+                       "the emulator knows; add the Microsoft.DataProtection/resourceGuards "
+                       "resource to the fleet first (error code chosen by the emulator).")
+    linked = proxy_for(res, guard)
+    linked["id"] = f"{res['id']}/backupResourceGuardProxies/{name}"
+    linked["name"] = name
+    return Response(200, world.state.put(linked))
+
+
 @router.route("GET", V + "/backupResourceGuardProxies/{name}", "read")
 def get_proxy(world: World, req: Request, sub: str, rg: str, vault: str, name: str) -> Response:
     """ResourceGuardProxy_Get (GetResourceGuardProxy.json); 404 when the vault has no such

@@ -292,3 +292,20 @@ def test_a_proxy_spelled_as_the_spec_examples_spell_it_guards_the_same() -> None
     link = guard_link(VAULT_ID, listed)
     assert link is not None and link.request_for(OP) == UPDATE_PROTECTION_REQUEST
     assert guard_link(VAULT_ID, [proxy()]).request_for(OP) == UPDATE_PROTECTION_REQUEST
+
+
+def test_linking_a_vault_to_a_guard_makes_its_critical_operations_need_the_guard() -> None:
+    fleet = guarded_fleet(linked=False)
+    fleet["resources"].append(guard())
+    with running(fleet) as emu:
+        client = client_for(emu)
+        assert list(client.resource_guard_proxies.get(VAULT, RG)) == []
+        linked = client.resource_guard_proxy.put(
+            VAULT, RG, "VaultProxy", {"properties": {"resourceGuardResourceId": GUARD_ID}})
+        assert linked.properties.resource_guard_resource_id == GUARD_ID
+        assert [p.name for p in client.resource_guard_proxies.get(VAULT, RG)] == ["VaultProxy"]
+        with pytest.raises(HttpResponseError) as info:
+            repoint(client, "vm-1111-0", policy_id("enhanced-daily-7d"))
+        assert REFUSAL_MESSAGE in info.value.error.message
+        assert state_of(emu)[proxy()["id"].lower()]["properties"]["resourceGuardResourceId"] \
+            == GUARD_ID
