@@ -379,7 +379,7 @@ def _ensure_targets(access: Any, to_move: pd.DataFrame, logger: Any,
     """Create (or reuse) each crash-consistent policy the wave's VMs move to; return the vaults
     (lower-case id) where that failed, with a code and the reason. Missing write access is not
     a vault's problem: it stops the wave."""
-    from tasks.azure import backup
+    from tasks.azure import backup, error_codes
     from tasks.migration.move import WaveStop
     from tasks.migration.mua import JOURNAL_CODE, is_guard_refusal
     from tasks.migration.policies import PolicyConflictError, crash_clone_body, ensure_policy
@@ -409,7 +409,7 @@ def _ensure_targets(access: Any, to_move: pd.DataFrame, logger: Any,
         except PolicyConflictError as err:
             return row.vault_id.lower(), ("POLICY_CONFLICT", str(err))
         except AzureError as err:
-            if err.status == 403 and err.code == "AuthorizationFailed":
+            if err.status == 403 and error_codes.matches(err, "AuthorizationFailed"):
                 raise WaveStop(str(err), status=403, code=err.code) from err
             # Creating a policy is not critical under multi-user authorization; should the
             # guard still refuse, it is named and retried, like a refused VM (mua.py).

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..azure import backup, compute, guards
+from ..azure import backup, compute, error_codes, guards
 from ..errors import AzureError
 from ..state.journal import STEPS
 from . import live_checks, mua
@@ -359,7 +359,7 @@ class Mover:
                                 error_message=str(err),
                                 rollback_outcome="nothing to undo: Azure refused the change "
                                                  "and kept the original policy")
-            if err.status == 403 and err.code == "AuthorizationFailed":
+            if err.status == 403 and error_codes.matches(err, "AuthorizationFailed"):
                 raise WaveStop(str(err), status=403, code=err.code) from err
             return self._outcome(vm, "rolled_back", started, code=code, message=str(err),
                                  rollback="nothing to undo", throttled=throttled)
