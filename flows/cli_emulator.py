@@ -78,7 +78,9 @@ def serve(
         "--fail-jobs-for", help="VM name or id whose jobs fail (repeatable).",
         show_default=False)] = None,
     resource_guard_vault: Annotated[list[str] | None, typer.Option(
-        "--resource-guard-vault", help="Vault protected by Resource Guard (repeatable).",
+        "--resource-guard-vault", help="Vault linked to a default Resource Guard "
+        "'{vault}-guard' (multi-user authorization; a shortcut for the fleet file's "
+        "backupResourceGuardProxies and resourceGuards resources; repeatable).",
         show_default=False)] = None,
     forbidden_scope: Annotated[list[str] | None, typer.Option(
         "--forbidden-scope", help="ARM id the principal may not read (403), e.g. a "
