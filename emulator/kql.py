@@ -1806,9 +1806,9 @@ class _Memo:
     are new lists after every change, so an entry never outlives the estate it describes; the
     table is held so its id is not reused). A few dozen entries of row references."""
 
-    def __init__(self, size: int = 64) -> None:
+    def __init__(self, size: int = 64, tables: int = 4) -> None:
         self._items: OrderedDict[tuple[int, str], tuple[Any, Any]] = OrderedDict()
-        self._size = size
+        self._size, self._tables = size, tables
         self._lock = threading.Lock()
 
     def get(self, table: Any, key: str) -> Any:
@@ -1825,6 +1825,13 @@ class _Memo:
             self._items.move_to_end((id(table), key))
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
+            # Entries of tables other than the newest few go: an old table (the estate before
+            # a change) must not stay alive through its memo entries.
+            tables = list(dict.fromkeys(k[0] for k in reversed(self._items)))
+            if len(tables) > self._tables:
+                stale = set(tables[self._tables:])
+                for k in [k for k in self._items if k[0] in stale]:
+                    del self._items[k]
 
 
 _MEMO = _Memo()
