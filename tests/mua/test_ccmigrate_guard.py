@@ -52,8 +52,11 @@ def _faults(emu: Emulator, **faults: object) -> None:
 
 
 def _items(emu: Emulator) -> dict[str, str]:
+    """Each protected item's policy, as ``GET /_emulator/state`` shows Azure now."""
+    state = requests.get(f"{emu.endpoint}/_emulator/state", verify=str(emu.ca_bundle),
+                         timeout=10).json()
     return {r["properties"]["friendlyName"]: r["properties"].get("policyId", "")
-            for r in emu.state()["resources"] if r["type"].lower().endswith("/protecteditems")}
+            for r in state["resources"] if r["type"].lower().endswith("/protecteditems")}
 
 
 @pytest.fixture
