@@ -232,3 +232,19 @@ def test_hash_slices_split_the_rows_and_halve_consistently(fleet_1500):
         thirds = [ids(3, k) for k in range(3)]
         assert sum(len(t) for t in thirds) == 1500 and set().union(*thirds) == set(_vm_ids(emu))
         assert ids(6, 1) | ids(6, 4) == thirds[1] and not ids(6, 1) & ids(6, 4)
+
+
+def test_the_plain_disk_rows_fallback_gives_the_same_disks_per_vm(fleet_1500):
+    from tasks.discovery.collect import BatchRows, _disk_rows_per_vm
+
+    with Emulator(fleet_1500) as emu:
+        subs = sorted(emu.world.state.subscriptions)
+        client = _client(emu)
+        sliced = collect_queries(client, subs, ("attached_disks",), QuotaGate(), page_size=500)
+        plain = _disk_rows_per_vm(client, subs, QuotaGate(), 500, "reading disks",
+                                  BatchRows(subs))
+
+        def disks(rows):
+            return {r["id"]: sorted(tuple(d) for d in r["disks"]) for r in rows}
+
+        assert disks(plain) == disks(sliced.rows["attached_disks"])
