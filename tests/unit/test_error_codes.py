@@ -58,6 +58,10 @@ def _code_literals(path: Path) -> set[str]:
             if any(_is_code_expr(side) for side in sides):
                 for side in sides:
                     found |= {s for s in _literal_strings(side) if s and not _OWN_CODE.match(s)}
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(
+                node.func, "id", "")) in ("matches", "matches_any"):
+            # error_codes.matches(err, "Code"): the code a call site branches on.
+            found |= {s for arg in node.args[1:] for s in _literal_strings(arg)}
         elif isinstance(node, ast.Assign) and any(_is_code_expr(t) for t in node.targets):
             found |= {s for s in _literal_strings(node.value)
                       if s and not _OWN_CODE.match(s)}
