@@ -50,6 +50,9 @@ class EmulatorConfig:
     # Recovery Services limits (Azure Backup FAQ).
     policies_per_vault: int = 200
     policy_writes_per_vault_per_day: int = 50
+    # How Resource Graph words ARM's protectionState (None: emulator/state.py's table). The
+    # real mapping is undocumented; another one shows a client that trusts it going wrong.
+    arg_protection_states: dict[str, str] | None = None
     seed: int = 0
     verbose: bool = False
 

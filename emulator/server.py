@@ -350,6 +350,8 @@ class Emulator:
     ) -> None:
         self.config = config or EmulatorConfig()
         self.world = World(FleetState(fleet), self.config, faults or Faults())
+        if self.config.arg_protection_states is not None:
+            self.world.state.arg_state_map = dict(self.config.arg_protection_states)
         self._port = port
         self._workdir = workdir
         self._server: _Server | None = None

@@ -22,6 +22,8 @@ SUBSCRIPTION = "microsoft.resources/subscriptions"
 RECOVERY_TABLE_TYPES = {POLICY, ITEM}
 
 # ARM `protectionState` -> ARG `currentProtectionState` (api-notes 2.5: ARG has its own vocabulary).
+# Unverified: no source maps one to the other. EmulatorConfig.arg_protection_states replaces it,
+# so tests can show that ccmigrate's verdicts follow ARM's state wherever ARM can be read.
 ARG_PROTECTION_STATE = {
     "Protected": "ProtectionConfigured",
     "IRPending": "ConfiguringProtection",
@@ -79,6 +81,7 @@ class FleetState:
         for res in fleet.get("resources", []):
             self._index(res)
         self._arg_cache: tuple[int, dict[str, list[dict]]] | None = None
+        self.arg_state_map: dict[str, str] = ARG_PROTECTION_STATE
 
     # -- reads -------------------------------------------------------------------------------
     def get(self, resource_id: str) -> dict | None:
@@ -197,7 +200,7 @@ class FleetState:
         of ``protectionState``, and the ``policyInfo`` / ``dataSourceInfo`` blocks."""
         props = dict(res.get("properties") or {})
         state = props.pop("protectionState", None)
-        current = ARG_PROTECTION_STATE.get(state or "", "ConfiguringProtectionFailed")
+        current = self.arg_state_map.get(state or "", "ConfiguringProtectionFailed")
         if props.get("isScheduledForDeferredDelete"):
             current = "SoftDeleted"
         props["currentProtectionState"] = current

@@ -186,6 +186,7 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
         mark = time.monotonic()
         policies: dict[str, dict] = {}
         guarded: dict[str, dict] = {}  # vaults under multi-user authorization
+        item_states: dict[str, str] = {}  # ARM's protectionState of every listed item
         frames = []
         arm_requests = 0
         for fut in arm_futures:
@@ -194,6 +195,7 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
             if isinstance(facts, PolicyFacts):
                 policies.update(facts.policies)
                 guarded.update(facts.guards)
+                item_states.update(facts.item_states)
                 partial.extend({**e, "retry": "re-run the assessment once the vault is "
                                 "readable"} for e in facts.errors)
             else:
@@ -204,7 +206,7 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
         timings["policies_and_skus_wait"] = time.monotonic() - mark
 
         mark = time.monotonic()
-        inventory = build_inventory(rows, policies, sku_frame, settings)
+        inventory = build_inventory(rows, policies, sku_frame, settings, item_states)
         timings["inventory"] = time.monotonic() - mark
         mark = time.monotonic()
         scored = score(inventory.vms, inventory.disks, pack, ctx,

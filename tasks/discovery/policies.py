@@ -5,6 +5,11 @@ type, policy type and schedule type come from ``backup_policies.list``. A vault 
 read is reported, and its VMs' policies count as unreadable (rule PROTECTION_DATA_UNREADABLE),
 never as app-consistent or ready.
 
+Each vault's protected items are listed through ARM too (``backupProtectedItems``, one paged
+list per vault), for their ``protectionState``: Resource Graph reports its own
+``currentProtectionState``, and how the two map is documented nowhere (tasks/azure/error_codes.py,
+``ARG_TO_ARM_STATE_VERIFIED``), so verdicts use ARM's state wherever a vault can be read.
+
 Each vault's link to a Resource Guard (multi-user authorization) is read beside its policies
 (``backupResourceGuardProxies``, ``tasks/azure/guards.py``): the assessment names the guarded
 vaults, where a change that reduces retention needs the guard's approval.
@@ -27,6 +32,8 @@ class PolicyFacts:
     requests: int = 0
     # lower vault id -> {"vault_id", "vault", "guard_id", "guard"} for vaults under MUA
     guards: dict[str, dict] = field(default_factory=dict)
+    # lower protected item id -> ARM protectionState, for every vault whose items ARM listed
+    item_states: dict[str, str] = field(default_factory=dict)
 
 
 def policy_facts(policy: dict) -> dict:
@@ -46,20 +53,25 @@ def read_policies(access, vault_ids: list[str], workers: int = 8) -> PolicyFacts
     """Policies of every vault in ``vault_ids`` (ARM list per vault, in parallel)."""
     out = PolicyFacts()
 
-    def one(vault_id: str) -> tuple[str, list[dict] | None, str | None, Any]:
+    def one(vault_id: str) -> tuple[str, list[dict] | None, str | None, Any, Any]:
         ref = backup.vault_ref(vault_id)
+        client = access.backup(ref.subscription_id)
         try:
-            policies = backup.list_policies(access.backup(ref.subscription_id), ref)
+            policies = backup.list_policies(client, ref)
         except AzureError as err:
-            return vault_id, None, str(err), None
+            return vault_id, None, str(err), None, None
+        try:
+            items: Any = backup.list_items(client, ref)
+        except AzureError as err:
+            items = err
         try:
             link: Any = guards.read_link(access, vault_id)
         except AzureError as err:
             link = err
-        return vault_id, policies, None, link
+        return vault_id, policies, None, link, items
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="policies") as pool:
-        for vault_id, policies, error, link in pool.map(one, sorted(set(vault_ids))):
+        for vault_id, policies, error, link, items in pool.map(one, sorted(set(vault_ids))):
             out.requests += 1
             if error is not None:
                 out.errors.append({"scope": vault_id, "error": error})
@@ -67,6 +79,15 @@ def read_policies(access, vault_ids: list[str], workers: int = 8) -> PolicyFacts
             for policy in policies or []:
                 out.policies[policy["id"].lower()] = policy_facts(policy)
             out.requests += 1
+            if isinstance(items, AzureError):
+                # Its VMs keep Resource Graph's state, through the unverified mapping.
+                out.errors.append({"scope": f"{vault_id} (protected items)",
+                                   "error": str(items)})
+            else:
+                out.requests += 1
+                out.item_states.update(
+                    (i["id"].lower(), str((i.get("properties") or {}).get("protectionState")
+                                          or "")) for i in items or [])
             if isinstance(link, AzureError):
                 out.errors.append({"scope": f"{vault_id} (Resource Guard links)",
                                    "error": str(link)})

@@ -11,19 +11,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..azure.error_codes import ARG_TO_ARM_STATE
 from ..discovery.scope import excluded_mask
 from ..settings import Settings
 from .schema import DISK_COLUMNS, VM_COLUMNS, conform
 
-# ARG's currentProtectionState -> ARM's protectionState, for rows that lack the latter.
-ARG_TO_ARM_STATE = {
-    "ProtectionConfigured": "Protected",
-    "ConfiguringProtection": "IRPending",
-    "ProtectionError": "ProtectionError",
-    "ConfiguringProtectionFailed": "ProtectionError",
-    "ProtectionStopped": "ProtectionStopped",
-    "SoftDeleted": "ProtectionStopped",
-}
+# ARG_TO_ARM_STATE (ARG's currentProtectionState -> ARM's protectionState) is unverified: no
+# source documents it (tasks/azure/error_codes.py). It is used only for items whose vault ARM
+# could not list; tasks/discovery/policies.py reads ARM's state for every readable vault.
 STOPPED_ARM = {"ProtectionStopped", "BackupsSuspended", "ProtectionPaused"}
 STOPPED_ARG = {"ProtectionStopped", "SoftDeleted"}
 
@@ -104,14 +99,22 @@ def _fill_with_last_segment(values: pd.Series, ids: pd.Series) -> pd.Series:
     return values
 
 
-def _items(items: list[dict], vault_names: dict[str, str]) -> pd.DataFrame:
-    """The counted protected item per VM (active first, then most recently backed up)."""
+def _items(items: list[dict], vault_names: dict[str, str],
+           arm_states: dict[str, str] | None = None) -> pd.DataFrame:
+    """The counted protected item per VM (active first, then most recently backed up).
+    ``arm_states`` (lower item id -> ARM protectionState, read per vault) wins over the row's."""
     cols = ["id", "vaultId", "vmKey", "policyId", "currentProtectionState", "protectionState",
             "lastBackupStatus", "lastBackupTime", "deferredDelete"]
     frame = pd.DataFrame.from_records(items, columns=cols).fillna("")
     if frame.empty:
         return pd.DataFrame(columns=["vm_key"])
     frame = frame.drop_duplicates("id")  # an item read on two pages counts once
+    if arm_states:
+        # ARM's word wins; Resource Graph's own state then decides nothing for that item.
+        from_arm = frame["id"].str.lower().map(arm_states).fillna("")
+        known = from_arm != ""
+        frame["protectionState"] = from_arm.where(known, frame["protectionState"])
+        frame["currentProtectionState"] = frame["currentProtectionState"].where(~known, "")
     arm = frame["protectionState"].where(
         frame["protectionState"] != "", frame["currentProtectionState"].map(ARG_TO_ARM_STATE))
     frame["arm_state"] = arm.fillna("")
@@ -149,7 +152,8 @@ def sku_pairs(vm_rows: list[dict]) -> set[tuple[str, str]]:
 
 
 def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
-                    skus: pd.DataFrame, settings: Settings) -> Inventory:
+                    skus: pd.DataFrame, settings: Settings,
+                    item_states: dict[str, str] | None = None) -> Inventory:
     """Join the rows of every query (``collect.QUERIES``) into the inventory frames."""
     vm_cols = ["id", "name", "subscriptionId", "resourceGroup", "location", "tags", "vmSize",
                "osType", "imagePublisher", "imageOffer", "imageSku", "securityType",
@@ -186,7 +190,7 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
     })
 
     # Protection: the counted item, its vault and policy.
-    items = _items(rows.get("protected_items", []), vault_names)
+    items = _items(rows.get("protected_items", []), vault_names, item_states)
     vms = vms.merge(items, on="vm_key", how="left") if len(items.columns) > 1 else vms
     for col in ("item_id", "protection_state", "arg_protection_state", "last_backup_status",
                 "last_backup_time", "policy_id", "other_items", "vault_id", "vault"):

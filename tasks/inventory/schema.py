@@ -49,7 +49,8 @@ VM_COLUMNS: Mapping[str, tuple[str, str]] = {
     "protection_state": ("string", "ARM protectionState of the counted item: Protected, "
                                    "IRPending, ProtectionError, ProtectionStopped, "
                                    "BackupsSuspended, ProtectionPaused or ''"),
-    "arg_protection_state": ("string", "Resource Graph currentProtectionState of the item"),
+    "arg_protection_state": ("string", "Resource Graph currentProtectionState of the item, "
+                             "where ARM's protectionState could not be read"),
     "last_backup_status": ("string", "lastBackupStatus of the counted item"),
     "last_backup_time": ("string", "lastBackupTime of the counted item (ISO 8601) or ''"),
     "policy_id": ("string", "ARM id of the counted item's policy ('' if none)"),
