@@ -23,26 +23,22 @@ def census_batch(settings: Settings, subscriptions: list[str], gate) -> dict[str
     import pandas as pd
 
     from tasks.azure.clients import AzureAccess
-    from tasks.azure.resource_graph import iter_pages
+    from tasks.azure.resource_graph import read_all
     from tasks.discovery import queries
     from tasks.discovery.scope import excluded_mask
 
     access = AzureAccess(settings)
-    by_sub: Counter[str] = Counter()
-    by_region: Counter[str] = Counter()
-    requests = excluded = 0
-    for page in iter_pages(access.resource_graph(), queries.load("vm_census"),
-                           subscriptions=subscriptions, top=settings.throttles.arg_page_size,
-                           gate=gate, what="listing VMs"):
-        requests += 1
-        rows = pd.DataFrame.from_records(page.rows, columns=["subscriptionId", "resourceGroup",
-                                                             "location", "tags"])
-        drop = excluded_mask(rows, settings)
-        excluded += int(drop.sum())
-        by_sub.update(rows.loc[~drop, "subscriptionId"].tolist())
-        by_region.update(rows.loc[~drop, "location"].tolist())
-    return {"by_subscription": dict(by_sub), "by_region": dict(by_region),
-            "requests": requests, "excluded": excluded}
+    # Pages are separate queries (paging-results.md): read_all keeps each VM once even when
+    # the estate changes while it is counted.
+    got = read_all(access.resource_graph(), queries.load("vm_census"),
+                   subscriptions=subscriptions, top=settings.throttles.arg_page_size,
+                   gate=gate, what="listing VMs")
+    rows = pd.DataFrame.from_records(got.rows, columns=["subscriptionId", "resourceGroup",
+                                                        "location", "tags"])
+    drop = excluded_mask(rows, settings)
+    return {"by_subscription": dict(Counter(rows.loc[~drop, "subscriptionId"].tolist())),
+            "by_region": dict(Counter(rows.loc[~drop, "location"].tolist())),
+            "requests": got.requests, "excluded": int(drop.sum())}
 
 
 def run_discovery(settings: Settings) -> dict[str, Any]:
