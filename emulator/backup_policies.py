@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from typing import Any
 
 from .arm_types import POLICY_TYPE
@@ -263,8 +262,11 @@ def put_policy(world: World, req: Request, sub: str, rg: str, vault: str,
                                   "Modify backup policy (reduced retention)")
         _check_limits(world, svc, res, policy_id, existing)
         svc.record_policy_write(res["id"])
+        # 200 with the policy (ArmResourceUpdatedResponse in ProtectionPolicyResource.tsp):
+        # the change is in place when the answer comes; its fan-out jobs still run after it.
+        at_once = world.faults.policy_put_answers_200
         op = svc.new_operation(res["id"], "policy", policy_id,
-                                svc.timing.seconds("policy_operation"))
+                               0.0 if at_once else svc.timing.seconds("policy_operation"))
         if existing is None:
             svc.pending_policies[policy_id.lower()] = (
                 svc.pending_policies.get(policy_id.lower(), 0) + 1)
@@ -273,13 +275,10 @@ def put_policy(world: World, req: Request, sub: str, rg: str, vault: str,
         partial = existing is not None and world.faults.take_partial_failure(policy_id)
         if existing is not None:
             _fan_out(world, svc, op, res, policy_id, props, partial)
-        svc.at(op.due, lambda: _apply(world, svc, op, res, policy_id, policy, props, partial))
-        if world.faults.policy_put_answers_200:
-            # 200 with the policy (ArmResourceUpdatedResponse in ProtectionPolicyResource.tsp):
-            # the change is in place when the answer comes; its fan-out jobs still run.
-            op.due = time.monotonic()
-            svc.tick()
+        if at_once:
+            _apply(world, svc, op, res, policy_id, policy, props, partial)
             return Response(200, policy_view(world.state.get(policy_id), single=True))
+        svc.at(op.due, lambda: _apply(world, svc, op, res, policy_id, policy, props, partial))
     return accepted(world, req, req.raw_path, op, status_segment="operations",
                     result_segment="operationResults")
 

@@ -108,6 +108,9 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
         line = (f"policies of {len(vault_ids)} vault(s) read, "
                 f"{len(facts.errors)} vault(s) unreadable")
         get_run_logger().info(line)
+        for warning in facts.warnings:
+            get_run_logger().warning(f"{warning['scope']}: {warning['error']}; its VMs' "
+                                     "protection state comes from Resource Graph")
         progress.advance("vaults", line, len(vault_ids))
         return facts
 

@@ -220,6 +220,32 @@ def list_items(client, vault: VaultRef) -> list[dict]:
             filter="backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'")]
 
 
+def item_states(client, vault: VaultRef) -> dict[str, str]:
+    """ARM ``protectionState`` of every Azure VM item in the vault: lower item id -> state.
+
+    The same list as ``list_items``, read as plain JSON through the client's own pipeline
+    (token, retries, pacing): the assessment needs two fields of each item, and building the
+    SDK's models costs about three times the CPU (measured: 1.4 s against 0.5 s for 5,400
+    items), which at 100k VMs would slow the Resource Graph work running beside it."""
+    from azure.core.rest import HttpRequest
+
+    request = HttpRequest("GET", f"{vault.id}/backupProtectedItems", params={
+        "api-version": client._config.api_version,
+        "$filter": "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"})
+    out: dict[str, str] = {}
+    with azure_call(f"listing protected items of vault {vault.vault}"):
+        while request is not None:
+            response = client.send_request(request)
+            response.raise_for_status()
+            body = response.json()
+            for item in body.get("value") or []:
+                out[str(item.get("id", "")).lower()] = str(
+                    (item.get("properties") or {}).get("protectionState") or "")
+            link = body.get("nextLink")
+            request = HttpRequest("GET", link) if link else None
+    return out
+
+
 @dataclass
 class ItemOperation:
     """A started enable/change-policy operation: journal ``operation_id`` before waiting."""

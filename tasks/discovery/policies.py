@@ -34,6 +34,9 @@ class PolicyFacts:
     guards: dict[str, dict] = field(default_factory=dict)
     # lower protected item id -> ARM protectionState, for every vault whose items ARM listed
     item_states: dict[str, str] = field(default_factory=dict)
+    # vaults whose items ARM could not list: their VMs are still assessed, on Resource Graph's
+    # state (through the unverified mapping), so this is a warning, not an unread scope
+    warnings: list[dict] = field(default_factory=list)
 
 
 def policy_facts(policy: dict) -> dict:
@@ -61,7 +64,7 @@ def read_policies(access, vault_ids: list[str], workers: int = 8) -> PolicyFacts
         except AzureError as err:
             return vault_id, None, str(err), None, None
         try:
-            items: Any = backup.list_items(client, ref)
+            items: Any = backup.item_states(client, ref)
         except AzureError as err:
             items = err
         try:
@@ -81,13 +84,11 @@ def read_policies(access, vault_ids: list[str], workers: int = 8) -> PolicyFacts
             out.requests += 1
             if isinstance(items, AzureError):
                 # Its VMs keep Resource Graph's state, through the unverified mapping.
-                out.errors.append({"scope": f"{vault_id} (protected items)",
-                                   "error": str(items)})
+                out.warnings.append({"scope": f"{vault_id} (protected items)",
+                                     "error": str(items)})
             else:
                 out.requests += 1
-                out.item_states.update(
-                    (i["id"].lower(), str((i.get("properties") or {}).get("protectionState")
-                                          or "")) for i in items or [])
+                out.item_states.update(items)
             if isinstance(link, AzureError):
                 out.errors.append({"scope": f"{vault_id} (Resource Guard links)",
                                    "error": str(link)})

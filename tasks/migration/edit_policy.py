@@ -104,7 +104,11 @@ class PolicySwitch:
         result = SwitchResult(policy_id, "switched")
         self._follow_jobs(client, vault, status, vms, result, rollback=False, since=sent)
         self._read_back(client, vault, policy_id, vms, result, crash=True)
-        if not result.failed_vms and failure is None:
+        if not result.failed_vms:
+            # Read back, every VM and the policy are as wanted, whatever the operation said.
+            if failure is not None:
+                self.log(f"policy {name}: the operation reported failure, yet the policy and "
+                         "every item read back crash-consistent; kept")
             for vm in vms:
                 self.journal.step(vm.vm_key, "verified")
                 self.journal.finish(vm.vm_key, "done")
@@ -119,7 +123,9 @@ class PolicySwitch:
                  since: Any) -> list[str]:
         """The ConfigureBackup jobs of the edit: the operation's ``jobIds``, or, when Azure
         answered the PUT with 200 and no operation (ProtectionPolicyResource.tsp allows it),
-        the VMs' ConfigureBackup jobs started since the PUT, read from the job list."""
+        the VMs' ConfigureBackup jobs started since the PUT, read from the job list. Without an
+        operation nothing names them, so each VM's newest since the PUT (less a clock margin)
+        is taken; the read-back of every item that follows is what decides."""
         ids = list((status.get("properties") or {}).get("jobIds") or [])
         if ids or not vms:
             return ids

@@ -140,6 +140,19 @@ def test_a_configure_job_failing_after_its_operation_succeeded_is_rolled_back(wa
         assert outcome.counts.get("done", 0) == len(entries) - 1
 
 
+def test_a_wave_whose_policy_creates_are_answered_200_makes_its_policies_and_moves(
+        wave_world):
+    fleet, tmp = wave_world
+    with planned(tmp, fleet, EmulatorConfig(operation_seconds=0.2),
+                 Faults(policy_put_answers_200=True), waves=(1,)) as (
+            emu, settings, engine, plan_id):
+        run_wave(settings, plan_id, 1, execute=True, out_dir=tmp / "out")
+        entries = Journal(engine, plan_id).entries(1)
+        assert set(entries["status"]) == {"done"}
+        crash = _resource(emu, f"{VAULT}/backupPolicies/enhanced-daily-crash")
+        assert crash["properties"]["snapshotConsistencyType"] == "OnlyCrashConsistent"
+
+
 def test_recovery_services_throttling_with_a_long_retry_after_is_never_a_vm_failure(
         wave_world):
     fleet, tmp = wave_world
