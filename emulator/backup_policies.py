@@ -50,8 +50,9 @@ P = V + "/backupPolicies"
 # Items in these states no longer run backups under their policy (StopProtection.json).
 STOPPED_STATES = {"ProtectionStopped", "BackupsSuspended", "ProtectionPaused"}
 # The ``policy_partial_failure`` fault. What a policy operation reports when part of its
-# fan-out fails is undocumented (api-notes section 6), so both codes are the emulator's own
-# (unverified); callers must judge by reading the policy and items back, not by the code.
+# fan-out fails is documented nowhere (ProtectionPolicyResource.tsp declares the responses
+# only), so both codes are the emulator's own (unverified); callers must judge by reading the
+# policy and items back, not by the code.
 PARTIAL_FAILURE = {"code": "BMSUserErrorPolicyUpdatePartiallyFailed",
                    "message": "The policy was updated but configuring backup failed for some of "
                               "its protected items. Check the ConfigureBackup jobs."}

@@ -87,7 +87,7 @@ class Faults:
     refuse_consistency_revert: bool = False
     object_locked: bool = True  # BMSUserErrorObjectLocked while an operation runs on the item
     expire_tokens: bool = False  # treat every token as expired (clock skew, revoked session)
-    # Shapes Azure allows for our writes that the happy path never shows (api-notes section 6):
+    # Shapes Azure allows for our writes that the happy path never shows:
     # a policy PUT answered 200 with the policy, applied at once (ProtectionPolicyResource.tsp:
     # ArmResourceUpdatedResponse | AcceptedResponse).
     policy_put_answers_200: bool = False

@@ -93,7 +93,8 @@ SHORT_NAMES: dict[str, str] = {
 
 REFUSAL_STATUS = 400  # unverified (see module docstring)
 REFUSAL_CODE = "UserErrorResourceGuardOperationRequestNullOrEmpty"  # unverified
-REFUSAL_MESSAGE = "ResourceGuard Operation requestid is either null or empty"  # #31887
+# hashicorp/terraform-provider-azurerm#31887 quotes it.
+REFUSAL_MESSAGE = "ResourceGuard Operation requestid is either null or empty"
 
 
 # -- the link --------------------------------------------------------------------------------

@@ -250,10 +250,12 @@ def _throttle(world: World, kind: str, req: Request) -> dict[str, str]:
     name = "reads" if kind == "read" else ("writes" if kind == "write" else "deletes")
     header = {f"x-ms-ratelimit-remaining-subscription-{name}": str(take.remaining)}
     ok, wait = take.ok, take.retry_after
-    if kind in ("read", "write"):
+    if kind in ("read", "write", "delete"):
         # request-limits-and-throttling.md: a global limit per subscription, 15x the
-        # per-principal one, across all principals; real answers carry its remaining count
-        # (x-ms-ratelimit-remaining-subscription-global-{reads,writes}, api-notes section 6).
+        # per-principal one, across all principals. Its remaining count rides on real answers
+        # (recorded ARM responses in Azure SDK test recordings show ...-subscription-reads 249
+        # beside ...-subscription-global-reads 3749, i.e. 15 x 250; scripts read
+        # ...-global-deletes too).
         shared = _global_buckets(world, kind).take(sub)
         header[f"x-ms-ratelimit-remaining-subscription-global-{name}"] = str(shared.remaining)
         if not shared.ok:
@@ -284,16 +286,18 @@ def _throttle(world: World, kind: str, req: Request) -> dict[str, str]:
 
 
 def _global_buckets(world: World, kind: str) -> BucketSet:
-    """The global bucket set for reads or writes, rebuilt when the faults resize it."""
+    """The global bucket set for one kind, rebuilt when the faults resize it."""
     cfg, faults = world.config, world.faults
     capacity = cfg.read_capacity if kind == "read" else cfg.write_capacity
     refill = cfg.read_refill if kind == "read" else cfg.write_refill
     size = (faults.global_capacity or 15 * capacity, faults.global_refill or 15 * refill)
     key = f"global-{kind}"
-    with world.lock:
-        current = world.services.get(key)
-        if current is None or current[0] != size:
-            current = world.services[key] = (size, BucketSet(*size))
+    current = world.services.get(key)
+    if current is None or current[0] != size:  # rare: first use, or the faults resized it
+        with world.lock:
+            current = world.services.get(key)
+            if current is None or current[0] != size:
+                current = world.services[key] = (size, BucketSet(*size))
     return current[1]
 
 

@@ -59,12 +59,13 @@ AZURE: dict[str, Span] = {
     "policy_operation": Span(
         5, 30, 300,
         "inference: no example gives a duration (ProtectionPolicyOperationStatuses_Get.json "
-        "has startTime == endTime); the high is #4032's 5 minutes."),
+        "has startTime == endTime); the high is azure-rest-api-specs#4032's 5 minutes."),
     # Each ConfigureBackup job a policy edit fans out to an item on it, from the edit's end.
     "policy_item_job": Span(
         30, 31, 300,
-        "specs ListJobs.json: ConfigureBackup job PT31.3066291S; the 300 s high is #4032's "
-        "5 minutes (inference that job and operation take about as long)."),
+        "specs ListJobs.json: ConfigureBackup job PT31.3066291S; the 300 s high is "
+        "azure-rest-api-specs#4032's 5 minutes (inference that job and operation take about "
+        "as long)."),
     # An on-demand backup POST until its operation succeeded (the Backup job has started).
     "backup_operation": Span(
         1, 5, 60,
@@ -117,6 +118,9 @@ def check(profile: str, scale: float) -> None:
         raise ValueError(f"timing {profile!r}: use one of {', '.join(PROFILES)}")
     if not (scale > 0 and math.isfinite(scale)):
         raise ValueError(f"time scale {scale!r}: a positive number, e.g. 60")
+    if profile == "fast" and scale != 1:
+        raise ValueError(f"time scale {scale:g} scales Azure's durations: use it with the "
+                         "azure timing (the fast one is sub-second already)")
 
 
 class Timing:

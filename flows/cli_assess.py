@@ -18,6 +18,8 @@ def assess_command(
                                                     "when the scope was assessed before).")],
     demo: opt.Demo = None,
     fleet: opt.Fleet = None,
+    timing: opt.Timing = "fast",
+    time_scale: opt.TimeScale = 1.0,
     rules: Annotated[str | None, typer.Option(
         "--rules", help="Rule pack: ga-2025-07 (default), preview-2024-03, or a .yaml path.",
         show_default=False)] = None,
@@ -34,7 +36,7 @@ def assess_command(
     from tasks.rules.engine import load_pack
 
     from .assess import check_out_dir, run_assessment
-    from .emulated import azure_target
+    from .emulated import azure_target, emulator_config
     from .prefect_runtime import prefect_runtime
     from .progress import Progress
 
@@ -44,7 +46,8 @@ def assess_command(
         extra={"rules.pack": rules, "output_dir": str(out)})
     check_out_dir(out)
     load_pack(settings.rules)  # a bad pack or override is bad input: say so before starting
-    with (azure_target(settings, demo, fleet) as target, prefect_runtime(),
+    emu_config = emulator_config(timing, time_scale)
+    with (azure_target(settings, demo, fleet, emu_config) as target, prefect_runtime(),
           Progress() as progress):
         outcome = run_assessment(target, out, progress=progress)
     print_summary(outcome.summary, outcome.files)

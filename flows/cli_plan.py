@@ -53,6 +53,8 @@ def plan_command(
         show_default=False)] = None,
     demo: opt.Demo = None,
     fleet: opt.Fleet = None,
+    timing: opt.Timing = "fast",
+    time_scale: opt.TimeScale = 1.0,
     config: opt.Config = None,
     endpoint: opt.Endpoint = None,
     ca_bundle: opt.CaBundle = None,
@@ -62,7 +64,7 @@ def plan_command(
     """Cut a stored assessment's movable VMs into waves (wave 1 is the canary), check each
     vault's policies against Azure's limits, and record the plan. Nothing is written to Azure."""
     from .assess import check_out_dir
-    from .emulated import azure_target
+    from .emulated import azure_target, emulator_config
     from .plan import PlanRequest, prepare_plan, run_plan
     from .prefect_runtime import prefect_runtime
 
@@ -77,7 +79,8 @@ def plan_command(
     prepared = prepare_plan(settings, request)  # all bad input fails here, before any write
     try:
         folder = check_out_dir(out or settings.output_dir)
-        with azure_target(settings, demo, fleet) as target, prefect_runtime():
+        emu_config = emulator_config(timing, time_scale)
+        with azure_target(settings, demo, fleet, emu_config) as target, prefect_runtime():
             outcome = run_plan(target, prepared, folder)
     finally:
         prepared.engine.dispose()

@@ -99,6 +99,8 @@ def print_census(result: dict[str, Any]) -> None:
 def discover_command(
     demo: opt.Demo = None,
     fleet: opt.Fleet = None,
+    timing: opt.Timing = "fast",
+    time_scale: opt.TimeScale = 1.0,
     config: opt.Config = None,
     endpoint: opt.Endpoint = None,
     ca_bundle: opt.CaBundle = None,
@@ -108,11 +110,12 @@ def discover_command(
     management_group: opt.ManagementGroups = None,
 ) -> None:
     """Count the subscriptions and VMs in scope through Resource Graph."""
-    from .emulated import azure_target
+    from .emulated import azure_target, emulator_config
     from .prefect_runtime import prefect_runtime
 
     settings = opt.build_settings(config=config, endpoint=endpoint, ca_bundle=ca_bundle,
                                   credential=credential, state_store=state_store,
                                   subscriptions=subscription, management_groups=management_group)
-    with azure_target(settings, demo, fleet) as target, prefect_runtime():
+    emu_config = emulator_config(timing, time_scale)
+    with azure_target(settings, demo, fleet, emu_config) as target, prefect_runtime():
         print_census(run_discovery(target))

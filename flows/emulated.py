@@ -44,7 +44,7 @@ def emulator_config(timing: str = "fast", time_scale: float = 1.0,
         check(timing, time_scale)
     except ValueError as exc:
         flag = "--timing" if str(exc).startswith("timing") else "--time-scale"
-        raise InputError(f"{flag}: {exc}") from exc
+        raise InputError(f"{flag}: {exc}; e.g. --timing azure --time-scale 60") from exc
     return EmulatorConfig(timing=timing, time_scale=time_scale, **values)  # type: ignore[arg-type]
 
 
@@ -65,6 +65,9 @@ def azure_target(settings: Settings, demo: int | None, fleet: Path | None,
     if demo is not None and fleet is not None:
         raise InputError("--demo and --fleet both start an emulator; give only one")
     if demo is None and fleet is None:
+        if config is not None and config.timing != "fast":
+            raise InputError(f"--timing {config.timing}: it sets the timing of the emulator "
+                             "--demo or --fleet starts; add one of them, or drop --timing")
         yield settings
         return
     data = load_fleet_file(fleet) if fleet else demo_fleet(demo or DEFAULT_DEMO_VMS)

@@ -160,7 +160,8 @@ def put_policy_with_status(client, vault: VaultRef, name: str, properties: dict,
 
 class PolicyOperationFailed(AzureError):
     """Azure accepted a policy write and its operation then failed. What such an operation
-    leaves behind is undocumented (api-notes section 6): part of it may have applied, so the
+    leaves behind is documented nowhere (ProtectionPolicyResource.tsp only declares the
+    responses): part of it may have applied, so the
     caller reads the policy back; ``operation`` is the final status (its ``jobIds``)."""
 
     def __init__(self, message: str, *, code: str | None, operation: dict) -> None:

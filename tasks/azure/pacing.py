@@ -240,7 +240,8 @@ class ArmPacer(CustomHookPolicy):
         own 429 (the subscription's bucket still had tokens)."""
         remaining = _int_header(headers, f"x-ms-ratelimit-remaining-subscription-{kind}")
         # The global per-subscription limit (all principals together, 15x ours) has its own
-        # header on real answers (api-notes section 6): when other principals have spent it
+        # header on real answers (recorded ARM responses: ...-reads 249 beside
+        # ...-global-reads 3749, 15 x 250): when other principals have spent it
         # down, it is the lower count and the one that binds.
         shared = _int_header(headers, f"x-ms-ratelimit-remaining-subscription-global-{kind}")
         if shared is not None:
