@@ -80,7 +80,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 # bench/ is this script's folder, first on sys.path
-from emulator_process import EmulatorProcess
+from emulator_process import EmulatorProcess, add_serve_arguments
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -791,13 +791,8 @@ def main() -> None:
                         help="default: ceil(max_parallel / vaults)")
     parser.add_argument("--operation-seconds", type=float, default=1.0)
     parser.add_argument("--polling-interval", type=float, default=0.2)
-    parser.add_argument("--timing", choices=("fast", "azure"), default="fast",
-                        help="the emulator's service timing; azure: durations drawn from "
-                        "emulator/timing.py (--operation-seconds then unused; L is measured)")
-    parser.add_argument("--time-scale", type=float, default=1.0,
-                        help="divide the azure timing's durations and Retry-After by K")
-    parser.add_argument("--arg-churn", type=float, default=0.0,
-                        help="share of VMs created/deleted/edited between Resource Graph pages")
+    # --timing, --time-scale, --arg-churn (azure timing: --operation-seconds unused, L measured)
+    add_serve_arguments(parser)
     parser.add_argument("--keep", type=Path, help="keep the fleet, state store and reports here")
     parser.add_argument("--read-refill", type=float, default=READ_REFILL,
                         help="reads per second per subscription (a headroom run raises it)")
@@ -808,6 +803,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "waves.json")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # the emulator process
     args = parser.parse_args()
+    args.timing, args.time_scale = args.timing or "fast", args.time_scale or 1.0
     READ_REFILL, WRITE_REFILL = args.read_refill, args.write_refill
     if args.serve:
         serve(args.serve, args.operation_seconds, args.timing, args.time_scale, args.arg_churn)

@@ -147,10 +147,10 @@ class Faults:
             setattr(self, key, value)
 
     def job_fails_for(self, vm_id: str) -> bool:
-        return _names(vm_id, self.fail_jobs_for)
+        return named_in(vm_id, self.fail_jobs_for)
 
     def job_fails_after_operation(self, vm_id: str) -> bool:
-        return _names(vm_id, self.jobs_fail_after_operation)
+        return named_in(vm_id, self.jobs_fail_after_operation)
 
     def take_partial_failure(self, policy_id: str) -> bool:
         """True once per listed policy: its next edit fails part-way."""
@@ -177,7 +177,7 @@ class Faults:
         return vault_id.lower() in wanted or name in wanted
 
 
-def _names(resource_id: str, wanted: list[str]) -> bool:
+def named_in(resource_id: str, wanted: list[str]) -> bool:
     """``resource_id`` is named in ``wanted`` by its full id or its last segment."""
     name = resource_id.rstrip("/").rsplit("/", 1)[-1].lower()
     low = {v.lower() for v in wanted}

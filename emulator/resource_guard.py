@@ -53,6 +53,7 @@ from __future__ import annotations
 from typing import Any
 
 from .arm_types import GUARD_TYPE, PROXY_TYPE
+from .config import named_in
 from .http import ArmError, Request, Response, Router
 from .operations import V, paged, vault_or_404
 from .world import World
@@ -202,18 +203,12 @@ def require_guard_request(world: World, vault: dict, req: Request, operation: st
                        f"operation protected by Resource Guard '{guard_id}': send "
                        f"resourceGuardOperationRequests [\"{default_request}\"] with a role "
                        "(Backup MUA Operator) on that guard.")
-    if _names(guard_id, world.faults.mua_operator_missing):
+    if named_in(guard_id, world.faults.mua_operator_missing):
         raise ArmError(403, "LinkedAuthorizationFailed",
                        f"The client '{req.principal}' has permission to perform action "
                        f"'{operation}' on scope '{vault['id']}'; however, it does not have "
                        f"permission to perform action(s) '{GUARD_TYPE}/{kind}/read' on the linked "
                        f"scope(s) '{named[0]}' (respectively) or the linked scope(s) are invalid.")
-
-
-def _names(resource_id: str, wanted: list[str]) -> bool:
-    name = resource_id.rstrip("/").rsplit("/", 1)[-1].lower()
-    low = {v.lower() for v in wanted}
-    return resource_id.lower() in low or name in low
 
 
 # -- retention comparison (azure-cli custom_help.is_retention_duration_decreased) -------------

@@ -15,12 +15,9 @@ sends: ``tasks/migration/mua.py`` (its docstring names the sources).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import AuthenticationError, AzureError
 from . import backup
 from .error_codes import MUA_REFUSAL_CODES, matches, matches_any
 
@@ -77,57 +74,11 @@ def guard_link(vault_id: str, proxies: list[dict]) -> GuardLink | None:
     return None
 
 
-@dataclass
-class GuardLinks:
-    """Each read vault's guard link (None: not linked), and the vaults that could not be read."""
-
-    links: dict[str, GuardLink | None] = field(default_factory=dict)  # lower vault id ->
-    errors: dict[str, str] = field(default_factory=dict)
-    requests: int = 0
-
-    def of(self, vault_id: str) -> GuardLink | None:
-        return self.links.get(vault_id.lower())
-
-    def guarded(self) -> list[GuardLink]:
-        return sorted((g for g in self.links.values() if g is not None),
-                      key=lambda g: g.vault_id.lower())
-
-    def merge(self, other: GuardLinks) -> GuardLinks:
-        self.links.update(other.links)
-        self.errors.update(other.errors)
-        self.requests += other.requests
-        return self
-
-
 def read_link(access: Any, vault_id: str) -> GuardLink | None:
     """One vault's link, through ARM (raises ``AzureError``)."""
     ref = backup.vault_ref(vault_id)
     return guard_link(vault_id, backup.list_guard_proxies(access.backup(ref.subscription_id),
                                                           ref))
-
-
-def read_guard_links(access: Any, vault_ids: Iterable[str], workers: int = 8) -> GuardLinks:
-    """The guard links of every vault in ``vault_ids`` (one ARM list per vault, in parallel).
-    A vault whose links can't be read is recorded with the error, never taken as unguarded."""
-    out = GuardLinks()
-
-    def one(vault_id: str) -> tuple[str, GuardLink | None, str | None]:
-        try:
-            return vault_id, read_link(access, vault_id), None
-        except AuthenticationError:
-            raise
-        except AzureError as err:
-            return vault_id, None, str(err)
-
-    wanted = sorted({v.lower(): v for v in vault_ids}.values(), key=str.lower)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="guards") as pool:
-        for vault_id, link, error in pool.map(one, wanted):
-            out.requests += 1
-            if error is not None:
-                out.errors[vault_id.lower()] = error
-            else:
-                out.links[vault_id.lower()] = link
-    return out
 
 
 # -- refusals --------------------------------------------------------------------------------
@@ -146,9 +97,7 @@ __all__ = [
     "UPDATE_POLICY",
     "UPDATE_PROTECTION",
     "GuardLink",
-    "GuardLinks",
     "guard_link",
     "is_guard_refusal",
-    "read_guard_links",
     "read_link",
 ]

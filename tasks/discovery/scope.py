@@ -29,7 +29,9 @@ class Scope:
 
 
 # Past this many subscriptions from a tenant or management-group scope, the list is checked
-# against ARM even without the limit header (a cap Azure applies without saying so).
+# against ARM even without the limit header: the docs disagree on the cap (10,000 in
+# guidance-for-throttled-requests.md, 5,000 for management groups in query-language.md) and
+# whether a management-group cut sends the header is unverified, so the lower number counts.
 SUSPICIOUS_COUNT = 5_000
 
 
