@@ -285,20 +285,43 @@ class Mover:
         self._step(vm.vm_key, "verified")
         if self.cfg.verify == "backup":
             if vm.irreversible:
-                self._wait_running_backups(vm, client, vault, self.cfg.backup_timeout)
+                # A Standard to Enhanced move starts a backup job of its own that "might take
+                # up to several hours", and a new backup needs none running
+                # (backup-azure-vm-migrate-enhanced-policy.md): wait for it before ours.
+                self._wait_running_jobs(vm, client, vault, "Backup")
             job_ids.append(self._verify_backup(vm, client, vault, ref, timeout))
         return job_ids
 
-    def _wait_running_backups(self, vm: VmPlan, client: Any, vault: Any,
-                              timeout: float) -> None:
-        """A Standard to Enhanced move starts a backup job of its own that "might take up to
-        several hours", and a new backup needs none running (backup-azure-vm-migrate-enhanced-
-        policy.md): wait for the VM's running Backup jobs before starting ours."""
-        for job in self._read(lambda: backup.list_jobs(
-                client, vault, "operation eq 'Backup' and status eq 'InProgress'")):
+    def _wait_running_jobs(self, vm: VmPlan, client: Any, vault: Any,
+                           operation: str | None = None) -> None:
+        """Wait for the VM's jobs still running in its vault (of ``operation``, or any): a
+        Backup job within ``backup_timeout``, any other within the operation timeout."""
+        odata = "status eq 'InProgress'"
+        if operation:
+            odata = f"operation eq '{operation}' and {odata}"
+        for job in self._read(lambda: backup.list_jobs(client, vault, odata)):
             props = job.get("properties") or {}
             if str(props.get("entityFriendlyName", "")).lower() == vm.vm_name.lower():
-                self._wait_job(client, vault, job["name"], timeout)
+                self._wait_job(client, vault, job["name"], self.cfg.backup_timeout
+                               if props.get("operation") == "Backup" else self.cfg.timeout)
+
+    def _put_when_unlocked(self, vm: VmPlan, client: Any, vault: Any,
+                           put: Callable[[], Any]) -> Any:
+        """A rollback PUT that finds the item locked by a job still running on it (Azure's
+        answer is BMSUserErrorObjectLocked: "Wait for the other in-progress operation to
+        complete and retry"; e.g. the backup a Standard to Enhanced move starts) waits for the
+        VM's running jobs and tries again, rather than leave the VM where it is."""
+        attempt = 1
+        while True:
+            try:
+                return put()
+            except AzureError as err:
+                if attempt >= 3 or not error_codes.matches(err, "BMSUserErrorObjectLocked"):
+                    raise
+                self.log(f"{vm.vm_name}: the item is busy ({err.code}); waiting for its "
+                         "running jobs before rolling back")
+                self._wait_running_jobs(vm, client, vault)
+                attempt += 1
 
     def _verify_backup(self, vm: VmPlan, client: Any, vault: Any, ref: Any,
                        timeout: float) -> str:
@@ -393,10 +416,11 @@ class Mover:
             else:
                 if vm.irreversible:
                     self._ensure_rollback_policy(vm, client, vault, back_to)
-                operation = backup.set_item_policy(
-                    client, ref, vm.vm_id, back_to,
-                    guard_requests=self._mua.requests_or_none(client, vault, vm.vault_id,
-                                                              now_on, back_to, read=self._read))
+                guard = self._mua.requests_or_none(client, vault, vm.vault_id, now_on,
+                                                   back_to, read=self._read)
+                operation = self._put_when_unlocked(vm, client, vault, lambda: (
+                    backup.set_item_policy(client, ref, vm.vm_id, back_to,
+                                           guard_requests=guard)))
                 self._step(vm.vm_key, "rollback_put_sent",
                                   operation_id=operation.operation_id)
                 status, _ = self._wait_started(client, ref, operation, self.cfg.timeout)

@@ -15,7 +15,7 @@ from emulator.config import EmulatorConfig, Faults
 from emulator.server import Emulator
 from flows.assess import run_assessment
 from flows.edit_policy import run_edit_policy
-from flows.migrate import run_wave
+from flows.migrate import run_rollback, run_wave
 from flows.options import with_emulator_principal
 from tasks.azure import backup
 from tasks.azure.clients import AzureAccess
@@ -187,13 +187,37 @@ def _standard_plan(engine, assessment_id: str, scored: pd.DataFrame) -> str:
     return record.id
 
 
-def test_verify_backup_waits_for_the_standard_to_enhanced_moves_own_backup_and_follows_its_own_job(
-        prefect_api, tmp_path):
+def _standard_vm_fleet() -> tuple[dict, dict]:
     fleet = small_fleet(vms_per_sub=1)
     vault = next(r for r in fleet["resources"] if r["name"] == "vault-1111")
     standard = make_policy(vault, "standard-daily", v1=True)
     vm, disks = make_vm(SUB_A, "rg-app", "vm-std-0")
     fleet["resources"] += [standard, vm, *disks, make_item(vault, vm, standard)]
+    return fleet, vault
+
+
+def test_rolling_back_while_the_moves_own_backup_runs_waits_for_it_instead_of_failing(
+        prefect_api, tmp_path):
+    fleet, _vault = _standard_vm_fleet()
+    # The move's own backup holds the item for a while (Azure: BMSUserErrorObjectLocked).
+    config = EmulatorConfig(operation_seconds=0.2, backup_job_seconds=4.0)
+    with Emulator(fleet, config=config) as emu:
+        settings = _settings(emu, tmp_path)
+        outcome = run_assessment(settings, tmp_path / "assess")
+        engine = open_store(settings.state_store_url(), synchronous="FULL")
+        plan_id = _standard_plan(engine, outcome.assessment_id, outcome.scored)
+        assert run_wave(settings, plan_id, 1, execute=True,
+                        out_dir=tmp_path / "out").counts == {"done": 1}
+        back = run_rollback(settings, plan_id, wave=1, vm_ids=[], execute=True,
+                            out_dir=tmp_path / "out")
+        assert back.counts == {"rolled_back": 1}
+        # Enhanced can't go back to Standard: the rollback target is its Enhanced app clone.
+        assert _items(emu)["vm-std-0"].endswith("/backuppolicies/standard-daily-enh")
+
+
+def test_verify_backup_waits_for_the_standard_to_enhanced_moves_own_backup_and_follows_its_own_job(
+        prefect_api, tmp_path):
+    fleet, vault = _standard_vm_fleet()
     config = EmulatorConfig(operation_seconds=0.2, backup_job_seconds=2.0)
     with Emulator(fleet, config=config) as emu:
         settings = _settings(emu, tmp_path)

@@ -30,9 +30,11 @@ def served(tmp_path):
     fleet["resources"] += [standard, vm, *disks, make_item(vault, vm, standard)]
     path = tmp_path / "fleet.json"
     path.write_text(json.dumps(fleet))
+    # Azure's durations and Retry-After (emulator/timing.py), 600 times faster: the story as
+    # a user types it, against the service's pace rather than an instant one.
     proc = subprocess.Popen([*ccmigrate_argv(), "emulator", "serve", "--fleet", str(path),
-                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=REPO)
+                             "--port", "0", "--timing", "azure", "--time-scale", "600"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
         yield json.loads(proc.stdout.readline())
     finally:

@@ -34,7 +34,8 @@ def served(tmp_path):
     path = tmp_path / "fleet.json"
     path.write_text(json.dumps(fleet))
     proc = subprocess.Popen([*ccmigrate_argv(), "emulator", "serve", "--fleet", str(path),
-                             "--port", "0", "--latency-ms", "20"], stdout=subprocess.PIPE,
+                             "--port", "0", "--latency-ms", "20", "--timing", "fast"],
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
         info = json.loads(proc.stdout.readline())
