@@ -157,7 +157,7 @@ class Waves(_Strict):
     # "" = subscription, vault, VM name; "tag:NAME" = that tag's value, lowest first.
     order_by: str = ""
     rollback_policy_template: str = "{source}-enh"
-    # Read by the wave runner (issue 5 item 4); validated here so a typo fails at start-up.
+    # Read by the wave runner; validated here so a typo fails at start-up.
     max_failures: int | str = "10%"
     cumulative_max_failures: int | str = "5%"
     verify: Literal["job", "backup"] = "job"

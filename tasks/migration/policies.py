@@ -1,4 +1,4 @@
-"""Target and rollback backup policies (issue 5 item 3; the seed's Option 1, steps 3 to 7).
+"""Target and rollback backup policies (the seed's Option 1, steps 3 to 7).
 
 For each (vault, source policy) the wave moves VMs to a clone of the source with the same
 schedule, retention, time zone, instant restore (IR) retention and tiering, plus

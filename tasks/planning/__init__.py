@@ -1,4 +1,4 @@
-"""The wave planner (issue 5 item 2): pure functions over the assessment's VM frame, one job per
+"""The wave planner: pure functions over the assessment's VM frame, one job per
 module, plus the one read-only ARM call a plan needs (``vault_reader``).
 
 ``selection`` narrows (``--select``, ``--vms``); ``candidates`` decides who may move and why not;

@@ -7,6 +7,8 @@ done or unchanged on an operation's word alone."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pandas as pd
 import pytest
 import requests
@@ -196,16 +198,24 @@ def _standard_vm_fleet() -> tuple[dict, dict]:
     return fleet, vault
 
 
-def test_rolling_back_while_the_moves_own_backup_runs_waits_for_it_instead_of_failing(
-        prefect_api, tmp_path):
-    fleet, _vault = _standard_vm_fleet()
-    # The move's own backup holds the item for a while (Azure: BMSUserErrorObjectLocked).
-    config = EmulatorConfig(operation_seconds=0.2, backup_job_seconds=4.0)
+@contextlib.contextmanager
+def _standard_planned(tmp_path, backup_job_seconds: float):
+    """An emulator over the Standard-policy VM's fleet, assessed, and its one-wave plan:
+    ``(emulator, settings, engine, plan id, vault)``."""
+    fleet, vault = _standard_vm_fleet()
+    config = EmulatorConfig(operation_seconds=0.2, backup_job_seconds=backup_job_seconds)
     with Emulator(fleet, config=config) as emu:
         settings = _settings(emu, tmp_path)
         outcome = run_assessment(settings, tmp_path / "assess")
         engine = open_store(settings.state_store_url(), synchronous="FULL")
-        plan_id = _standard_plan(engine, outcome.assessment_id, outcome.scored)
+        yield emu, settings, engine, _standard_plan(engine, outcome.assessment_id,
+                                                    outcome.scored), vault
+
+
+def test_rolling_back_while_the_moves_own_backup_runs_waits_for_it_instead_of_failing(
+        prefect_api, tmp_path):
+    # The move's own backup holds the item for a while (Azure: BMSUserErrorObjectLocked).
+    with _standard_planned(tmp_path, 4.0) as (emu, settings, _engine, plan_id, _vault):
         assert run_wave(settings, plan_id, 1, execute=True,
                         out_dir=tmp_path / "out").counts == {"done": 1}
         back = run_rollback(settings, plan_id, wave=1, vm_ids=[], execute=True,
@@ -217,13 +227,7 @@ def test_rolling_back_while_the_moves_own_backup_runs_waits_for_it_instead_of_fa
 
 def test_verify_backup_waits_for_the_standard_to_enhanced_moves_own_backup_and_follows_its_own_job(
         prefect_api, tmp_path):
-    fleet, vault = _standard_vm_fleet()
-    config = EmulatorConfig(operation_seconds=0.2, backup_job_seconds=2.0)
-    with Emulator(fleet, config=config) as emu:
-        settings = _settings(emu, tmp_path)
-        outcome = run_assessment(settings, tmp_path / "assess")
-        engine = open_store(settings.state_store_url(), synchronous="FULL")
-        plan_id = _standard_plan(engine, outcome.assessment_id, outcome.scored)
+    with _standard_planned(tmp_path, 2.0) as (_emu, settings, engine, plan_id, vault):
         wave = run_wave(settings, plan_id, 1, execute=True, out_dir=tmp_path / "out",
                         verify="backup")
         entry = Journal(engine, plan_id).entry(next(iter(
