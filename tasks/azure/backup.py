@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from ..errors import AzureError
 from .errors import azure_call
+from .raw import json_pages
 
 FABRIC = "Azure"
 
@@ -235,15 +236,10 @@ def item_states(client, vault: VaultRef) -> dict[str, str]:
         "$filter": "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"})
     out: dict[str, str] = {}
     with azure_call(f"listing protected items of vault {vault.vault}"):
-        while request is not None:
-            response = client.send_request(request)
-            response.raise_for_status()
-            body = response.json()
+        for body in json_pages(client.send_request, request):
             for item in body.get("value") or []:
                 out[str(item.get("id", "")).lower()] = str(
                     (item.get("properties") or {}).get("protectionState") or "")
-            link = body.get("nextLink")
-            request = HttpRequest("GET", link) if link else None
     return out
 
 

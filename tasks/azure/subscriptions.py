@@ -15,6 +15,7 @@ from typing import Any
 from azure.core.rest import HttpRequest
 
 from .errors import azure_call
+from .raw import json_pages
 
 API_VERSION = "2022-12-01"
 
@@ -26,15 +27,11 @@ def list_subscriptions(client) -> list[dict[str, Any]]:
     CA bundle, retries and pacing); the request goes through its ``_send_request``.
     """
     out: list[dict[str, Any]] = []
-    url: str | None = f"/subscriptions?api-version={API_VERSION}"
+    request = HttpRequest("GET", f"/subscriptions?api-version={API_VERSION}")
     with azure_call("listing the subscriptions through ARM"):
-        while url:
-            response = client._send_request(HttpRequest("GET", url))
-            response.raise_for_status()
-            body = response.json()
+        for body in json_pages(client._send_request, request):
             for sub in body.get("value") or []:
                 out.append({"subscriptionId": sub["subscriptionId"],
                             "name": sub.get("displayName") or sub["subscriptionId"],
                             "state": sub.get("state") or ""})
-            url = body.get("nextLink")
     return out
