@@ -382,7 +382,8 @@ def _ensure_targets(access: Any, to_move: pd.DataFrame, logger: Any,
     from tasks.azure import backup, error_codes
     from tasks.migration.move import WaveStop
     from tasks.migration.mua import JOURNAL_CODE, is_guard_refusal
-    from tasks.migration.policies import PolicyConflictError, crash_clone_body, ensure_policy
+    from tasks.policies.bodies import crash_clone_body
+    from tasks.policies.ensure import PolicyConflictError, ensure_policy
 
     pairs = to_move[["vault_id", "source_policy", "target_policy"]].drop_duplicates()
 

@@ -60,9 +60,8 @@ class PlanOutcome:
 
 def _check_templates(options: PlanOptions) -> None:
     """Template settings are bad input: find out now, not halfway through the vaults."""
-    from tasks.migration.policies import rollback_policy_name
     from tasks.planning.policy_needs import ROLLBACK_SETTING
-    from tasks.rules.engine import check_template
+    from tasks.policies.naming import check_template, rollback_policy_name
 
     check_template(options.target_template)
     rollback_policy_name("policy", options.rollback_template,

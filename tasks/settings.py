@@ -207,8 +207,8 @@ class Waves(_Strict):
     @field_validator("rollback_policy_template")
     @classmethod
     def _rollback_template(cls, value: str) -> str:
-        # The same name rules as the crash-consistent target's template (rules.engine).
-        from .rules.engine import check_template
+        # The same name rules as the crash-consistent target's template (policies.naming).
+        from .policies.naming import check_template
 
         try:
             check_template(value)

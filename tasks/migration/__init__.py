@@ -1,6 +1,4 @@
-"""Migration waves (issue 5): the plain functions the planner and the wave runner call.
-
-``policies``: the crash-consistent target policy of each (vault, source policy), the Enhanced
-app-consistent rollback policy of a VM that came from a Standard policy, and ``ensure_policy``
-that creates or reuses them idempotently.
+"""Migration waves: the wave runner and the per-VM steps (re-check, record, change, verify,
+roll back). The policies a wave moves VMs to (names, bodies, create or reuse) live in
+``tasks.policies``, shared with the planner and the rule engine.
 """

@@ -22,8 +22,9 @@ from typing import Any
 
 from ..azure import backup
 from ..errors import AzureError
+from ..policies.bodies import app_clone_body
+from ..policies.ensure import ensure_policy
 from .move import DONE_JOB_STATES, MoveConfig, VmPlan, _parse_time
-from .policies import app_clone_body, ensure_policy
 
 CRASH = "OnlyCrashConsistent"
 # Clock skew allowed between us and Azure when finding the jobs of an edit Azure answered 200.
@@ -233,7 +234,7 @@ class PolicySwitch:
                           why: str, result: SwitchResult) -> SwitchResult:
         """Fallback: an app-consistent clone of the old policy, and every item moved to it,
         VM by VM (one VM that cannot move stays on the edited policy, journaled so)."""
-        from ..rules.engine import target_policy_name
+        from ..policies.naming import target_policy_name
 
         clone = target_policy_name(before["name"], self.clone_template)
         try:

@@ -35,9 +35,10 @@ from typing import Any
 
 from ..azure import backup, compute, error_codes, guards
 from ..errors import AzureError
+from ..policies.bodies import app_clone_body, crash_clone_body
+from ..policies.ensure import ensure_policy
 from ..state.journal import STEPS
 from . import live_checks, mua
-from .policies import app_clone_body, crash_clone_body, ensure_policy
 
 DONE_JOB_STATES = ("Completed", "CompletedWithWarnings")
 STEP_RANK = {step: rank for rank, step in enumerate(STEPS)}

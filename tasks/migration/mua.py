@@ -48,57 +48,14 @@ from ..azure.guards import (
     GuardLink,
     is_guard_refusal,
 )
+from ..policies.compare import retention_reductions
 
 # The journal's name for a refusal by the guard (missing request or missing role): nothing
 # changed, a re-run retries once the operator holds the role.
 JOURNAL_CODE = "RESOURCE_GUARD"
 
-_TIERS = (("dailySchedule", "daily"), ("weeklySchedule", "weekly"),
-          ("monthlySchedule", "monthly"), ("yearlySchedule", "yearly"))
-_DAYS = {"days": 1, "weeks": 7, "months": 30, "years": 365}
-
 
 # -- retention -------------------------------------------------------------------------------
-
-def _props(policy: dict | None) -> dict:
-    policy = policy or {}
-    return policy["properties"] if isinstance(policy.get("properties"), dict) else policy
-
-
-def _duration(schedule: Any) -> tuple[float, str] | None:
-    if not isinstance(schedule, dict):
-        return None
-    duration = schedule.get("retentionDuration") or {}
-    count = duration.get("count")
-    if not isinstance(count, int | float) or isinstance(count, bool):
-        return None
-    unit = str(duration.get("durationType") or "Days")
-    return count * _DAYS.get(unit.lower(), 1), f"{count} {unit.lower()}"
-
-
-def retention_reductions(old: dict | None, new: dict | None) -> list[str]:
-    """How ``new`` keeps recovery points for less time than ``old`` (policies or their
-    properties), one phrase each: instant restore days, then each long-term tier (shorter, or
-    dropped). Empty when nothing is shorter (what keeps a change non-critical)."""
-    if not old or not new:
-        return []
-    o, n = _props(old), _props(new)
-    out = []
-    oi, ni = o.get("instantRpRetentionRangeInDays"), n.get("instantRpRetentionRangeInDays")
-    if isinstance(oi, int) and (not isinstance(ni, int) or ni < oi):
-        out.append(f"instant restore {oi} -> {ni if isinstance(ni, int) else 'none'} days")
-    orp, nrp = o.get("retentionPolicy") or {}, n.get("retentionPolicy") or {}
-    for key, label in _TIERS:
-        before = _duration(orp.get(key))
-        if before is None:
-            continue
-        after = _duration(nrp.get(key))
-        if after is None:
-            out.append(f"{label} {before[1]} -> none")
-        elif after[0] < before[0]:
-            out.append(f"{label} {before[1]} -> {after[1]}")
-    return out
-
 
 def guard_requests_for(link: GuardLink | None, old: dict | None, new: dict | None,
                        operation: str = UPDATE_PROTECTION) -> list[str]:
@@ -129,5 +86,4 @@ __all__ = [
     "guard_requests_for",
     "is_guard_refusal",
     "refusal_message",
-    "retention_reductions",
 ]

@@ -6,7 +6,7 @@ without Premium storage, a disk made shared or switched to Entra data access, a 
 The ARM responses are shaped into the rows Resource Graph would have given (``inventory_rows``),
 then go through ``build_inventory`` and ``engine.score`` like any assessment, so a rule has one
 definition whether it runs over 100k VMs or one. Whether the VM may still move is the planner's
-own test (``planning.candidates.classify``) with the plan's allowed warnings, plus the warnings
+own test (``rules.eligibility.classify``) with the plan's allowed warnings, plus the warnings
 the plan already accepted for this VM.
 
 Two facts are not re-read: the SQL IaaS registration (another resource provider; the VM keeps
@@ -35,7 +35,7 @@ from ..discovery.skus import list_sizes, sku_frame
 from ..errors import AzureError
 from ..inventory.build import build_inventory
 from ..lifetime import die_with_parent
-from ..planning.candidates import STANDARD_RULE, classify
+from ..rules.eligibility import STANDARD_RULE, classify
 from ..rules.engine import RuleContext, RulePack, score
 
 SQL_RULE = "WORKLOAD_DATABASE"

@@ -1,7 +1,8 @@
 """The wave planner: pure functions over the assessment's VM frame, one job per
 module, plus the one read-only ARM call a plan needs (``vault_reader``).
 
-``selection`` narrows (``--select``, ``--vms``); ``candidates`` decides who may move and why not;
+``selection`` narrows (``--select``, ``--vms``); ``tasks.rules.eligibility`` decides who may move
+and why not (re-exported here);
 ``waves`` orders and sizes; ``policy_needs`` works out each vault's clones (create, reuse,
 conflict); ``limits`` keeps to the vault limits (200 policies, 50 writes a day); ``planner``
 puts them together into a ``Plan``.
@@ -9,7 +10,7 @@ puts them together into a ``Plan``.
 
 from __future__ import annotations
 
-from .candidates import STANDARD_RULE, classify, normalize_rule_ids
+from ..rules.eligibility import STANDARD_RULE, classify, normalize_rule_ids
 from .limits import (
     MAX_POLICIES_PER_VAULT,
     MAX_POLICY_WRITES_PER_DAY,

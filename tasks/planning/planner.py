@@ -3,7 +3,7 @@ needs, the vault limits, then waves. Pure: the caller reads the vaults' policy l
 (``vault_reader``) and stores or writes the result.
 
 Steps, each in its own module:
-1. ``candidates.classify``: who may move, and why the others may not;
+1. ``rules.eligibility.classify``: who may move, and why the others may not;
 2. ``waves.order_vms``: the wave order (setting ``waves.order_by``, then vault by vault), with
    a reversible VM as the canary where there is one (``waves.reversible_canary``);
 3. ``policy_needs.resolve_groups``: per (vault, source policy) group the crash-consistent clone
@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 
 from ..azure.guards import UPDATE_PROTECTION
-from ..migration.policies import DEFAULT_ROLLBACK_TEMPLATE, DEFAULT_TARGET_TEMPLATE
+from ..policies.naming import DEFAULT_ROLLBACK_TEMPLATE, DEFAULT_TARGET_TEMPLATE
+from ..rules.eligibility import classify
 from ..state.tables import PLAN_VM_FIELDS
-from .candidates import classify
 from .limits import (
     MAX_POLICIES_PER_VAULT,
     MAX_POLICY_WRITES_PER_DAY,

@@ -4,7 +4,7 @@ already exists (reuse), exists with other settings (conflict) or must be created
 The planner works from each involved vault's policy list, read once through ARM at plan time
 (``vault_reader``): it holds the source policies' bodies (the clones are built from them) and
 any policy that already carries a target name. Nothing here writes to Azure; the wave runner
-creates what the plan says, through ``tasks.migration.policies.ensure_policy``, which reuses and
+creates what the plan says, through ``tasks.policies.ensure.ensure_policy``, which reuses and
 refuses by the same comparison (``settings_differences``).
 
 Per group: the crash-consistent clone of the source (``crash_clone_body``, named by
@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..azure.guards import GuardLink
-from ..migration.mua import retention_reductions
-from ..migration.policies import (
+from ..policies.bodies import (
     CRASH_CONSISTENT,
     PolicyConversionError,
     app_clone_body,
@@ -31,11 +30,10 @@ from ..migration.policies import (
     crash_clone_body,
     describe_policy,
     policy_type,
-    rollback_policy_name,
-    settings_differences,
 )
-from ..rules.engine import target_policy_name
-from .candidates import STANDARD_REASON
+from ..policies.compare import retention_reductions, settings_differences
+from ..policies.naming import rollback_policy_name, target_policy_name
+from ..rules.eligibility import STANDARD_REASON
 
 CRASH, ROLLBACK = "crash_clone", "app_clone_for_rollback"
 CREATE, REUSE, CONFLICT = "create", "reuse", "conflict"

@@ -8,8 +8,6 @@ from tasks.rules.engine import (
     evaluate,
     load_pack,
     score,
-    target_policy_name,
 )
 
-__all__ = ["Rule", "RuleContext", "RulePack", "evaluate", "load_pack", "score",
-           "target_policy_name"]
+__all__ = ["Rule", "RuleContext", "RulePack", "evaluate", "load_pack", "score"]

@@ -18,15 +18,9 @@ from flows.options import with_emulator_principal
 from tasks.azure import backup
 from tasks.azure.clients import AzureAccess
 from tasks.errors import InputError
-from tasks.migration.policies import (
-    PolicyConflictError,
-    PolicyLimitError,
-    app_clone_body,
-    crash_clone_body,
-    ensure_policy,
-    rollback_policy_name,
-)
-from tasks.rules.engine import target_policy_name
+from tasks.policies.bodies import app_clone_body, crash_clone_body
+from tasks.policies.ensure import PolicyConflictError, PolicyLimitError, ensure_policy
+from tasks.policies.naming import rollback_policy_name, target_policy_name
 from tasks.settings import load_settings
 from tests.fleets import SUB_A, make_policy, small_fleet
 

@@ -11,17 +11,16 @@ import pytest
 from emulator.backup_policies import validate_policy
 from emulator.generator import generate_fleet
 from tasks.errors import SettingsError
-from tasks.migration.policies import (
+from tasks.policies.bodies import (
     PolicyConversionError,
     app_clone_body,
     conversion_note,
     crash_clone_body,
     describe_policy,
     policy_type,
-    rollback_policy_name,
-    settings_differences,
 )
-from tasks.rules.engine import target_policy_name
+from tasks.policies.compare import settings_differences
+from tasks.policies.naming import rollback_policy_name, target_policy_name
 from tests.contract.fleet_from_examples import example_stems, examples_root, load_example
 from tests.fleets import SUB_A, make_policy, make_vault
 

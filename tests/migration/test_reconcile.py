@@ -10,7 +10,8 @@ from flows.migrate import move_config
 from tasks.azure import backup
 from tasks.azure.clients import AzureAccess
 from tasks.migration.move import Mover, VmPlan
-from tasks.migration.policies import crash_clone_body, ensure_policy
+from tasks.policies.bodies import crash_clone_body
+from tasks.policies.ensure import ensure_policy
 from tasks.state.journal import Journal
 from tasks.state.plans import load_plan_vms
 from tests.migration.test_wave_runner import world  # noqa: F401  (the fixture)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 
 from emulator.resource_guard import retention_reduced
-from tasks.migration.mua import retention_reductions
+from tasks.policies.compare import retention_reductions
 from tests.fleets import make_policy, make_vault
 
 VAULT = make_vault("11111111-1111-4111-8111-111111111111", "rg", "v")

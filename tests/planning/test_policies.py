@@ -4,8 +4,8 @@ one is created; Standard sources also need their Enhanced app-consistent rollbac
 
 from __future__ import annotations
 
-from tasks.migration.policies import crash_clone_body
 from tasks.planning import PlanOptions, build_plan
+from tasks.policies.bodies import crash_clone_body
 from tests.planning.frames import frame, policy, vault_policies, vm
 
 

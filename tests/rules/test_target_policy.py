@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tasks.errors import SettingsError
-from tasks.rules.engine import (
-    RuleContext,
-    load_pack,
-    score,
-    target_policy_name,
-    valid_policy_name,
-)
+from tasks.policies.naming import target_policy_name, valid_policy_name
+from tasks.rules.engine import RuleContext, load_pack, score
 from tasks.settings import Rules
 from tests.rules.inventory import frames, vm
 

@@ -3,6 +3,11 @@ accepted by rule id. A VM on a Standard (V1) policy moves only with ``--include-
 because its move to Enhanced can't be undone. Every other VM gets a reason saying why it stays
 out and, where a flag would change that, which flag.
 
+It lives with the rules, not in the planner: it reads only what the rule engine wrote
+(readiness and rule ids), and two rooms ask the same question of it, the planner when it cuts a
+plan and the wave runner when it re-scores a VM just before moving it
+(``tasks/migration/rescore.py``). Kept here, neither of those imports the other.
+
 Reasons are built once per distinct combination of rule ids (tens of them), then mapped onto
 the VMs, so 100k VMs cost a few column operations.
 """
@@ -30,7 +35,7 @@ _NEEDED = ("vault_id", "policy_id", "item_id")
 def normalize_rule_ids(values: Iterable[str], *, where: str) -> list[str]:
     """Rule ids upper-cased, each once; an id no check defines is an ``InputError`` naming
     ``where`` (the flag or setting) and the ids that exist."""
-    from ..rules.checks import CHECKS
+    from .checks import CHECKS
 
     out = list(dict.fromkeys(str(v).strip().upper() for v in values if str(v).strip()))
     unknown = [v for v in out if v not in CHECKS]
