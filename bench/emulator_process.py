@@ -12,11 +12,18 @@ from pathlib import Path
 
 
 def serve_flags(*, arg_churn: float = 0.0, timing: str | None = None,
-                time_scale: float | None = None) -> list[str]:
+                time_scale: float | None = None, provider_write_rate: float | None = None,
+                provider_write_burst: int | None = None) -> list[str]:
     """``ccmigrate emulator serve`` flags a benchmark passes through: ``--arg-churn`` (VMs
-    changing between Resource Graph pages), ``--timing`` and ``--time-scale`` (left out when
-    not given, so the emulator's defaults apply and the benchmark says which it used)."""
+    changing between Resource Graph pages), ``--timing`` and ``--time-scale``,
+    ``--provider-write-rate`` and ``--provider-write-burst`` (Recovery Services' own write
+    throttling), each left out when not given, so the emulator's defaults apply and the
+    benchmark says which it used."""
     out: list[str] = []
+    if provider_write_rate is not None:
+        out += ["--provider-write-rate", str(provider_write_rate)]
+    if provider_write_burst is not None:
+        out += ["--provider-write-burst", str(provider_write_burst)]
     if arg_churn:
         out += ["--arg-churn", str(arg_churn)]
     if timing:
@@ -26,8 +33,9 @@ def serve_flags(*, arg_churn: float = 0.0, timing: str | None = None,
     return out
 
 
-def add_serve_arguments(parser) -> None:
-    """The pass-through flags of ``serve_flags`` on a benchmark's argparse parser."""
+def add_serve_arguments(parser, *, provider: bool = False) -> None:
+    """The pass-through flags of ``serve_flags`` on a benchmark's argparse parser; the
+    provider-throttling ones only where the benchmark passes them on (``provider``)."""
     parser.add_argument("--arg-churn", type=float, default=0.0,
                         help="emulator: share of VMs created, deleted or edited between two "
                         "Resource Graph pages of one query (default 0: a still estate)")
@@ -35,6 +43,13 @@ def add_serve_arguments(parser) -> None:
                         help="emulator timing profile (default: the emulator's, fast)")
     parser.add_argument("--time-scale", type=float, default=None,
                         help="emulator: divide Azure's service durations by K")
+    if not provider:
+        return
+    parser.add_argument("--provider-write-rate", type=float, default=None,
+                        help="emulator: Recovery Services' own throttling, writes per second "
+                        "per subscription and action (default: off)")
+    parser.add_argument("--provider-write-burst", type=int, default=None,
+                        help="emulator: that bucket's burst (default: one second's worth)")
 
 
 class EmulatorProcess:
@@ -67,6 +82,16 @@ class EmulatorProcess:
                             verify=self.info["ca_bundle"], timeout=60)
         resp.raise_for_status()
         return resp.json()["requests"]
+
+    def all_stats(self) -> dict[str, dict[str, int]]:
+        """The whole ``/_emulator/stats`` answer: requests passed, received, and the 429s by
+        code and by kind."""
+        import requests
+
+        resp = requests.get(f"{self.info['endpoint']}/_emulator/stats",
+                            verify=self.info["ca_bundle"], timeout=60)
+        resp.raise_for_status()
+        return resp.json()
 
     def cpu_s(self) -> float:
         import psutil

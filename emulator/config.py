@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from dataclasses import asdict, dataclass, field, fields
@@ -98,11 +99,27 @@ class Faults:
     # VM names or ids whose item change succeeds (operation Succeeded, policy re-pointed) while
     # its ConfigureBackup job fails afterwards.
     jobs_fail_after_operation: list[str] = field(default_factory=list)
-    # Recovery Services' own per-action throttling: the next N requests under
-    # Microsoft.RecoveryServices answer 429 ResourceRequestsThrottled with this Retry-After,
-    # while the subscription's remaining-requests header stays high.
+    # Recovery Services' own per-action throttling (api-notes section 5: the error code and
+    # message from hashicorp/terraform-provider-azurerm #26874; Microsoft publishes no numbers).
+    # Answered 429 ResourceRequestsThrottled while the subscription's remaining-requests header
+    # stays high. Two ways to get it:
+    # - one-shot: the next N requests under Microsoft.RecoveryServices;
     provider_throttle_next: int = 0
-    provider_throttle_retry_after: int = 120
+    # - as a rate: a token bucket per (subscription, action) for writes (PUT, POST, PATCH)
+    #   under Microsoft.RecoveryServices; a protected-item PUT is one action, a policy PUT
+    #   another. ``provider_write_rate`` tokens a second (None: off), ``provider_write_burst``
+    #   the bucket's size (None: one second's worth, at least 1; our choice, the real shape is
+    #   unpublished). Taken after ARM's bucket: a request Recovery Services throttles has
+    #   spent ARM's write token (unverified either way). These are faults, not configuration,
+    #   so a test can turn them on and off through /_emulator/faults while a wave runs.
+    provider_write_rate: float | None = None
+    provider_write_burst: int | None = None
+    # The Retry-After on ResourceRequestsThrottled, both ways. Unverified: no source shows the
+    # value Recovery Services sends. 60 s is the only Retry-After this provider is documented
+    # to send (its async 202s, emulator/timing.py's AZURE_RETRY_AFTER), and shorter than a
+    # throttle-free wait of two minutes would make a client idle. Not divided by the time scale
+    # (no 429 Retry-After is, emulator/timing.py).
+    provider_throttle_retry_after: int = 60
     # The global per-subscription bucket shared by every principal (15x the per-principal one,
     # request-limits-and-throttling.md); set these to make other principals' load bind.
     global_capacity: int | None = None
@@ -111,6 +128,7 @@ class Faults:
     def __post_init__(self) -> None:
         self._rng = random.Random(0)
         self._lock = threading.Lock()
+        self.provider_bucket_size()  # a bad rate is refused when the faults are made
 
     def reseed(self, seed: int) -> None:
         self._rng = random.Random(seed)
@@ -120,6 +138,21 @@ class Faults:
 
     def take_provider_throttle(self) -> bool:
         return self._take_one("provider_throttle_next")
+
+    def provider_bucket_size(self) -> tuple[int, float] | None:
+        """(capacity, refill per second) of Recovery Services' per-action write buckets, or
+        None while the rate is off."""
+        rate = self.provider_write_rate
+        if rate is None:
+            return None
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+            raise ValueError(f"provider_write_rate {rate!r}: a positive rate per second, or None")
+        burst = self.provider_write_burst
+        if burst is None:
+            burst = max(1, math.ceil(rate))
+        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise ValueError(f"provider_write_burst {burst!r}: at least 1 request, or None")
+        return int(burst), float(rate)
 
     def _take_one(self, name: str) -> bool:
         with self._lock:
@@ -139,12 +172,21 @@ class Faults:
         return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
 
     def update(self, changes: dict[str, Any]) -> None:
-        """Apply a partial update (from ``/_emulator/faults`` or flags); unknown keys are errors."""
+        """Apply a partial update (from ``/_emulator/faults`` or flags); unknown keys (KeyError)
+        and a bad provider rate (ValueError) are errors and change nothing."""
         known = {f.name: f for f in fields(self)}
-        for key, value in changes.items():
+        for key in changes:
             if key not in known:
                 raise KeyError(f"unknown fault {key!r}; known: {', '.join(sorted(known))}")
+        before = {key: getattr(self, key) for key in changes}
+        for key, value in changes.items():
             setattr(self, key, value)
+        try:
+            self.provider_bucket_size()  # a bad rate is refused here, not on the next request
+        except (TypeError, ValueError) as exc:
+            for key, value in before.items():
+                setattr(self, key, value)
+            raise ValueError(str(exc)) from exc
 
     def job_fails_for(self, vm_id: str) -> bool:
         return named_in(vm_id, self.fail_jobs_for)

@@ -48,7 +48,7 @@ def set_faults(world: World, req: Request) -> Response:
         raise ArmError(400, "InvalidRequestContent", "POST a JSON object of fault settings.")
     try:
         world.faults.update(req.body)
-    except KeyError as exc:
+    except (KeyError, ValueError) as exc:
         raise ArmError(400, "InvalidFault", str(exc.args[0])) from exc
     return Response(200, world.faults.to_dict())
 
@@ -80,7 +80,11 @@ def change_resource(world: World, req: Request) -> Response:
 
 @admin.route("GET", "/_emulator/stats", "admin")
 def stats(world: World, req: Request) -> Response:
-    return Response(200, {"requests": dict(world.request_count)})
+    """Requests by kind: ``requests`` those that passed the throttles, ``received`` all of
+    them; ``throttled`` the 429s by error code (SubscriptionRequestsThrottled: ARM's buckets;
+    ResourceRequestsThrottled: Recovery Services; RateLimiting: Resource Graph;
+    TooManyRequests: injected), ``throttled_by_kind`` the same 429s by kind."""
+    return Response(200, world.stats())
 
 
 auth = Router()
@@ -137,12 +141,14 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
+        route = None
         try:
             req = Request.parse(self.command, self.path, headers, raw)
             route, params = self.server.match(req.method, req.path)
             if route.kind in ("auth", "admin"):
                 response = route.handler(world, req, **params)
             else:
+                world.count_received(route.kind)
                 if self._faults_before(route.kind):
                     return
                 req.principal = world.issuer.authorise(
@@ -166,6 +172,8 @@ class _Handler(BaseHTTPRequestHandler):
                 import traceback
 
                 traceback.print_exc()
+        if response.status == 429 and route is not None and route.kind not in ("auth", "admin"):
+            world.count_throttled(route.kind, _error_code(response))
         self._send(response)
 
     def _faults_before(self, kind: str) -> bool:
@@ -180,6 +188,7 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         if faults.take_throttle_next() or faults.roll(faults.rate_429):
             code = "RateLimiting" if kind == "arg" else "TooManyRequests"
+            self.server.world.count_throttled(kind, code)
             self._send(
                 ArmError(
                     429,
@@ -236,10 +245,17 @@ def _check_access(world: World, req: Request, kind: str) -> None:
         )
 
 
+def _error_code(response: Response) -> str:
+    body = response.body if isinstance(response.body, dict) else {}
+    error = body.get("error")
+    return str(error.get("code", "")) if isinstance(error, dict) else ""
+
+
 def _throttle(world: World, kind: str, req: Request) -> dict[str, str]:
     """ARM's per-subscription read/write buckets, the global per-subscription bucket every
-    principal shares, and Recovery Services' own per-action throttling (the
-    ``provider_throttle_next`` fault). ARG has its own quota in its route."""
+    principal shares, then Recovery Services' own per-action throttling (the
+    ``provider_throttle_next`` fault, and ``provider_write_rate``'s bucket per subscription and
+    action). ARG has its own quota in its route."""
     if kind not in ("read", "write", "delete"):
         return {}
     sub = subscription_of(req.path)
@@ -271,9 +287,11 @@ def _throttle(world: World, kind: str, req: Request) -> dict[str, str]:
             headers={**header, "Retry-After": str(seconds)},
         )
     if "/providers/microsoft.recoveryservices/" in req.path.lower() and (
-            world.faults.take_provider_throttle()):
+            world.faults.take_provider_throttle() or not _provider_allows(world, sub, req, kind)):
         # Recovery Services throttles some actions itself, whatever ARM's buckets say
-        # (hashicorp/terraform-provider-azurerm #26874 quotes this code and message).
+        # (hashicorp/terraform-provider-azurerm #26874 quotes this code and message). ARM's
+        # token is spent by then (unverified: whether ARM counts a request its provider
+        # throttled is not documented).
         action = _action_of(req.path, kind)
         raise ArmError(
             429,
@@ -283,6 +301,21 @@ def _throttle(world: World, kind: str, req: Request) -> dict[str, str]:
             headers={**header, "Retry-After": str(world.faults.provider_throttle_retry_after)},
         )
     return header
+
+
+def _provider_allows(world: World, sub: str, req: Request, kind: str) -> bool:
+    """Whether Recovery Services' write bucket for this subscription and action has a token
+    (always, while ``provider_write_rate`` is off or the request is not a write)."""
+    size = world.faults.provider_bucket_size()
+    if size is None or kind != "write":
+        return True
+    current = world.services.get("provider-writes")
+    if current is None or current[0] != size:  # rare: first use, or the faults resized it
+        with world.lock:
+            current = world.services.get("provider-writes")
+            if current is None or current[0] != size:
+                current = world.services["provider-writes"] = (size, BucketSet(*size))
+    return current[1].take(f"{sub.lower()} {_action_of(req.path, kind).lower()}").ok
 
 
 def _global_buckets(world: World, kind: str) -> BucketSet:
@@ -435,7 +468,12 @@ class Emulator:
         return Timing(self.config).describe()
 
     def stats(self) -> dict[str, int]:
+        """Requests that passed the throttles, by kind."""
         return dict(self.world.request_count)
+
+    def all_stats(self) -> dict[str, dict[str, int]]:
+        """What ``/_emulator/stats`` answers: passed, received and throttled requests."""
+        return self.world.stats()
 
 
 def connection_line(emulator: Emulator) -> str:

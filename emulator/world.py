@@ -29,7 +29,14 @@ class World:
     # state changes become visible exactly when the operation's time is up.
     tickers: list[Callable[[], None]] = field(default_factory=list)
     services: dict[str, Any] = field(default_factory=dict)
+    # Requests that passed the throttles, by kind (read, write, delete, arg...).
     request_count: dict[str, int] = field(default_factory=dict)
+    # Every request of those kinds that reached the emulator (throttled and faulted ones too),
+    # and the 429s among them by error code and by kind: a benchmark's share of requests
+    # answered 429 is sum(throttled) / sum(received).
+    received: dict[str, int] = field(default_factory=dict)
+    throttled: dict[str, int] = field(default_factory=dict)
+    throttled_by_kind: dict[str, int] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
@@ -46,6 +53,22 @@ class World:
     def count(self, kind: str) -> None:
         with self.lock:
             self.request_count[kind] = self.request_count.get(kind, 0) + 1
+
+    def count_received(self, kind: str) -> None:
+        with self.lock:
+            self.received[kind] = self.received.get(kind, 0) + 1
+
+    def count_throttled(self, kind: str, code: str) -> None:
+        with self.lock:
+            self.throttled[code] = self.throttled.get(code, 0) + 1
+            self.throttled_by_kind[kind] = self.throttled_by_kind.get(kind, 0) + 1
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """What ``/_emulator/stats`` answers."""
+        with self.lock:
+            return {"requests": dict(self.request_count), "received": dict(self.received),
+                    "throttled": dict(self.throttled),
+                    "throttled_by_kind": dict(self.throttled_by_kind)}
 
     def require_subscription(self, subscription_id: str) -> None:
         if not self.state.subscription_exists(subscription_id):

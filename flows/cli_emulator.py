@@ -97,6 +97,17 @@ def serve(
     arg_mg_subscriptions: Annotated[int, typer.Option(
         "--arg-management-group-subscription-limit", min=1, help="Subscriptions a "
         "management-group Resource Graph query covers (Azure documents 5,000).")] = 5_000,
+    provider_write_rate: Annotated[float | None, typer.Option(
+        "--provider-write-rate", help="Recovery Services' own throttling: writes per second "
+        "per subscription and action (e.g. protected-item PUTs) before it answers 429 "
+        "ResourceRequestsThrottled; Microsoft publishes no number. Default: off.",
+        show_default=False)] = None,
+    provider_write_burst: Annotated[int | None, typer.Option(
+        "--provider-write-burst", help="Burst of that bucket (default: one second's worth).",
+        show_default=False)] = None,
+    provider_retry_after: Annotated[int, typer.Option(
+        "--provider-retry-after", min=0, help="Retry-After (s) on ResourceRequestsThrottled "
+        "(unverified; not scaled by --time-scale).")] = 60,
 ) -> None:
     """Serve a fleet over HTTPS; print one JSON line with the connection facts once ready."""
     from emulator.config import Faults
@@ -113,6 +124,11 @@ def serve(
     if not 0 <= arg_churn <= 1:
         raise InputError(f"--arg-churn {arg_churn}: a share of the VMs between 0 and 1, "
                          "e.g. 0.001")
+    if provider_write_rate is not None and not provider_write_rate > 0:
+        raise InputError(f"--provider-write-rate {provider_write_rate}: writes per second, "
+                         "above 0, e.g. 5")
+    if provider_write_burst is not None and provider_write_burst < 1:
+        raise InputError(f"--provider-write-burst {provider_write_burst}: at least 1 request")
     data = load_fleet_file(fleet) if fleet else demo_fleet(demo or 0, seed)
     config = emulator_config(timing, time_scale, seed=seed, verbose=verbose,
                              retry_after=retry_after, operation_seconds=operation_seconds,
@@ -126,7 +142,10 @@ def serve(
                     rate_drop=rate_drop, stuck_operations=stuck_operations,
                     fail_jobs_for=list(fail_jobs_for or []),
                     resource_guard_vaults=list(resource_guard_vault or []),
-                    forbidden_scopes=list(forbidden_scope or []))
+                    forbidden_scopes=list(forbidden_scope or []),
+                    provider_write_rate=provider_write_rate,
+                    provider_write_burst=provider_write_burst,
+                    provider_throttle_retry_after=provider_retry_after)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
