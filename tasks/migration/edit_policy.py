@@ -14,7 +14,6 @@ consistency it has at that moment) or moves to the clone, and the journal says w
 from __future__ import annotations
 
 import contextlib
-import copy
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,7 @@ from typing import Any
 
 from ..azure import backup
 from ..errors import AzureError
-from ..policies.bodies import app_clone_body
+from ..policies.bodies import app_clone_body, app_edit_body, crash_edit_body
 from ..policies.ensure import ensure_policy
 from .move import DONE_JOB_STATES, MoveConfig, VmPlan, _parse_time
 
@@ -78,8 +77,7 @@ class PolicySwitch:
         for vm in vms:
             self.journal.begin(vm.vm_key, original_policy_id=policy_id,
                                target_policy_id=policy_id)
-        wanted = _without_read_only(before["properties"])
-        wanted["snapshotConsistencyType"] = CRASH
+        wanted = crash_edit_body(before)["properties"]
         sent = _now()
         failure: AzureError | None = None
         try:
@@ -206,8 +204,7 @@ class PolicySwitch:
                               error_message=result.failed_vms.get(vm.vm_key) or
                               "reverted because ConfigureBackup failed for "
                               f"{len(result.failed_vms)} other VM(s) on the policy")
-        reverted = _without_read_only(before["properties"])
-        reverted.pop("snapshotConsistencyType", None)
+        reverted = app_edit_body(before)["properties"]
         try:
             sent = _now()
             _, status = backup.put_policy_with_status(
@@ -293,10 +290,3 @@ def _is_crash(policy: dict) -> bool:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _without_read_only(props: dict) -> dict:
-    out = copy.deepcopy(props)
-    for key in ("protectedItemsCount", "resourceGuardOperationRequests"):
-        out.pop(key, None)
-    return out

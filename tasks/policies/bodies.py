@@ -57,6 +57,9 @@ V1_SCHEDULE, V2_SCHEDULE = "SimpleSchedulePolicy", "SimpleSchedulePolicyV2"
 ENHANCED_IR_MIN_DAYS, ENHANCED_IR_MAX_DAYS = 1, 30
 STANDARD_IR_DEFAULT_DAYS, STANDARD_WEEKLY_IR_DAYS = 2, 5
 
+# Server-side fields: never sent, never compared (also id, name, type, etag, location, which sit
+# outside ``properties``).
+READ_ONLY = frozenset({"protectedItemsCount", "resourceGuardOperationRequests"})
 # Settings copied from the source as they are (AzureIaaSVMProtectionPolicy, SDK 11.2; api-notes
 # section 3). Schedule, retention, IR days, policy type and consistency are set explicitly.
 _COPIED = ("timeZone", "instantRPDetails", "tieringPolicy", "instantAccessSnapshotEnabled",
@@ -107,6 +110,31 @@ def app_clone_body(source: dict) -> dict:
     VM that came from a Standard policy (it can't go back to Standard), and the app-consistent
     clone the in-place switch falls back to."""
     return _enhanced_body(source)
+
+
+def crash_edit_body(policy: dict) -> dict:
+    """The PUT body that switches ``policy`` itself to crash-consistent, in place (the how-to
+    article's Option 2): its own settings, read-only fields dropped, plus
+    ``snapshotConsistencyType: OnlyCrashConsistent``."""
+    props = _without_read_only(_props(policy))
+    props["snapshotConsistencyType"] = CRASH_CONSISTENT
+    return {"properties": props}
+
+
+def app_edit_body(policy: dict) -> dict:
+    """The PUT body that reverts ``policy`` itself to application-consistent: the API has no
+    application-consistent value, so it is the policy without ``snapshotConsistencyType``
+    (whether Azure accepts that is not documented: api-notes 1.4)."""
+    props = _without_read_only(_props(policy))
+    props.pop("snapshotConsistencyType", None)
+    return {"properties": props}
+
+
+def _without_read_only(props: dict) -> dict:
+    out = copy.deepcopy(props)
+    for key in READ_ONLY:
+        out.pop(key, None)
+    return out
 
 
 def _enhanced_body(source: dict) -> dict:
@@ -263,10 +291,13 @@ __all__ = [
     "CRASH_CONSISTENT",
     "ENHANCED_IR_MAX_DAYS",
     "ENHANCED_IR_MIN_DAYS",
+    "READ_ONLY",
     "PolicyConversionError",
     "app_clone_body",
+    "app_edit_body",
     "conversion_note",
     "crash_clone_body",
+    "crash_edit_body",
     "describe_policy",
     "policy_type",
 ]

@@ -9,11 +9,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from .bodies import _props, policy_type
+from .bodies import READ_ONLY, _props, policy_type
 
-# Server-side fields: never sent, never compared (also id, name, type, etag, location, which sit
-# outside ``properties``).
-READ_ONLY = frozenset({"protectedItemsCount", "resourceGuardOperationRequests"})
 # Always compared, even when the wanted body omits them: an absent snapshotConsistencyType *is*
 # the app-consistent setting, and V2 list results may omit policyType.
 _ALWAYS_COMPARED = ("policyType", "snapshotConsistencyType")
@@ -130,7 +127,6 @@ def retention_reductions(old: dict | None, new: dict | None) -> list[str]:
 
 
 __all__ = [
-    "READ_ONLY",
     "retention_reductions",
     "settings_differences",
 ]

@@ -14,8 +14,10 @@ from tasks.errors import SettingsError
 from tasks.policies.bodies import (
     PolicyConversionError,
     app_clone_body,
+    app_edit_body,
     conversion_note,
     crash_clone_body,
+    crash_edit_body,
     describe_policy,
     policy_type,
 )
@@ -344,3 +346,16 @@ def test_a_bad_rollback_template_names_its_own_setting(template):
 def test_a_rollback_name_equal_to_the_target_name_is_refused():
     with pytest.raises(SettingsError, match="crash-consistent target's own name"):
         rollback_policy_name("Gold", "{source}-CRASH", target_template="{source}-crash")
+
+
+def test_an_in_place_switch_sends_the_policy_as_read_with_only_its_consistency_changed():
+    read = make_policy(VAULT, "gold")
+    read["properties"].update(protectedItemsCount=3, resourceGuardOperationRequests=["r"])
+    before = copy.deepcopy(read)
+    switched, reverted = crash_edit_body(read)["properties"], app_edit_body(read)["properties"]
+    kept = {k: v for k, v in read["properties"].items()
+            if k not in ("protectedItemsCount", "resourceGuardOperationRequests")}
+    assert switched == {**kept, "snapshotConsistencyType": "OnlyCrashConsistent"}
+    assert "snapshotConsistencyType" not in app_edit_body({"properties": switched})["properties"]
+    assert reverted == {k: v for k, v in kept.items() if k != "snapshotConsistencyType"}
+    assert read == before
