@@ -40,10 +40,12 @@ def migrate_command(
                          "(a plain re-run does the same).")] = False,
     out: Out = Path("out"),
     max_parallel: Annotated[int | None, typer.Option(
-        "--max-parallel", min=1, max=256, help="VMs in flight at once (default: setting "
-                                               "throttles.max_parallel).")] = None,
+        "--max-parallel", min=1, max=10_000, help="VMs the wave holds in flight at most "
+                                                  "(default: setting throttles.max_parallel; "
+                                                  "a count, not threads).")] = None,
     per_vault: Annotated[int | None, typer.Option(
-        "--per-vault", min=1, max=64, help="VMs in flight per vault.")] = None,
+        "--per-vault", min=1, max=10_000, help="VMs in flight per vault, at most "
+                                               "--max-parallel.")] = None,
     max_failures: Annotated[str | None, typer.Option(
         "--max-failures", help="Halt the wave after more failures than N or P% of it.")] = None,
     cumulative_max_failures: Annotated[str | None, typer.Option(

@@ -10,9 +10,10 @@ from typing import Any
 import pandas as pd
 
 from tasks.errors import InputError
+from tasks.migration.work import move_config
 from tasks.settings import Settings
 
-from .migrate import WaveOutcome, move_config
+from .migrate import WaveOutcome
 
 NOT_READY_SHOWN = 20
 

@@ -92,8 +92,15 @@ class Throttles(_Strict):
     arg_batch_size: int = Field(300, ge=1, le=1000)
     arg_page_size: int = Field(1000, ge=1, le=1000)
     arg_concurrency: int = Field(3, ge=1, le=15)
-    max_parallel: int = Field(16, ge=1, le=256)
-    per_vault: int = Field(4, ge=1, le=64)
+    # VMs a wave holds in flight (the wave engine, tasks/migration/engine.py: a count, not
+    # threads). In flight per subscription adapts under these ceilings (concurrency.py) when
+    # ``adaptive``; Microsoft publishes no per-vault concurrency figure (api-notes section 5),
+    # so ``per_vault``'s default is ours, chosen by measurement (BENCHMARKS.md, "Waves at the
+    # platform's limits").
+    max_parallel: int = Field(1000, ge=1, le=10_000)
+    per_vault: int = Field(200, ge=1, le=10_000)
+    per_subscription: int | None = Field(None, ge=1, le=10_000)  # None: max_parallel
+    adaptive: bool = True
     http_retries: int = Field(8, ge=0, le=30)
     http_backoff: float = Field(0.8, ge=0, le=60)
     http_max_backoff: float = Field(60, ge=0, le=600)
@@ -106,6 +113,18 @@ class Throttles(_Strict):
     arm_read_burst: int = Field(250, ge=1, le=100_000)
     arm_writes_per_s: float = Field(10, gt=0, le=10_000)
     arm_write_burst: int = Field(200, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _vault_within_wave(self) -> Throttles:
+        # A default above a smaller wave cap follows it down; one the user gave is refused.
+        if "per_vault" not in self.model_fields_set:
+            object.__setattr__(self, "per_vault", min(self.per_vault, self.max_parallel))
+        if self.per_vault > self.max_parallel:
+            raise ValueError(f"per_vault ({self.per_vault}) is above max_parallel "
+                             f"({self.max_parallel}): a vault can never hold more VMs in flight "
+                             "than the whole wave; lower per_vault (--per-vault) or raise "
+                             "max_parallel (--max-parallel)")
+        return self
 
 
 _PERCENT = re.compile(r"^(\d+(?:\.\d+)?)\s*%$")

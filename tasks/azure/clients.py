@@ -24,6 +24,8 @@ from .clouds import resolve_cloud
 from .credentials import build_credential
 from .pacing import ArmPacer
 
+POOL_SIZE = 64
+
 
 class AzureAccess:
     """Lazily built, cached SDK clients for one settings object; thread-safe."""
@@ -48,9 +50,11 @@ class AzureAccess:
 
     @cached_property
     def _session(self) -> requests.Session:
-        """One connection pool for all clients, large enough that parallel waves never wait."""
+        """One connection pool for all clients, as large as the threads that call at once
+        (the wave engine's workers and slow paths, the assessment's readers), so none waits for
+        a connection. In-flight VMs hold no connection: they are not threads."""
         session = requests.Session()
-        size = self.settings.throttles.max_parallel + 8
+        size = POOL_SIZE
         adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=size)
         session.mount("https://", adapter)
         return session

@@ -204,8 +204,9 @@ class ArmPacer(CustomHookPolicy):
         self._clock = clock
         self._sleep = sleep
         self._buckets: dict[tuple[str, str], Bucket] = {}
-        self._provider_open_at: dict[tuple[str, str], float] = {}
+        self._provider_open_at: dict[tuple[str, str, str], float] = {}
         self.provider_waits = 0
+        self.provider_holds = True
         self._lock = threading.Lock()
 
     def bucket(self, subscription_id: str, kind: str) -> Bucket:
@@ -262,16 +263,24 @@ class ArmPacer(CustomHookPolicy):
         return False
 
     # -- resource providers' own throttling ----------------------------------------------
-    def hold_provider(self, subscription_id: str, provider: str, seconds: float) -> None:
+    def hold_provider(self, subscription_id: str, provider: str, seconds: float,
+                      kind: str = "writes") -> None:
         """A provider answered 429 of its own (its Retry-After may be minutes): nothing more
-        goes to that provider in this subscription until it has passed."""
-        key = (subscription_id.lower(), provider.lower())
+        of that kind goes to that provider in this subscription until it has passed. Per kind:
+        the provider names the action it throttled ("Number of requests for action ...",
+        hashicorp/terraform-provider-azurerm #26874), so its reads go on (unverified beyond
+        that message). Off while ``provider_holds`` is False: the wave engine then decides
+        (the throttled request waits its own Retry-After, as azure-core's RetryPolicy does,
+        and the engine lowers the subscription's change rate)."""
+        if not self.provider_holds:
+            return
+        key = (subscription_id.lower(), provider.lower(), kind)
         with self._lock:
             self._provider_open_at[key] = max(self._provider_open_at.get(key, 0.0),
                                               self._clock() + max(0.0, seconds))
 
-    def wait_provider(self, subscription_id: str, provider: str) -> None:
-        key = (subscription_id.lower(), provider.lower())
+    def wait_provider(self, subscription_id: str, provider: str, kind: str = "writes") -> None:
+        key = (subscription_id.lower(), provider.lower(), kind)
         while True:
             with self._lock:
                 left = self._provider_open_at.get(key, 0.0) - self._clock()
@@ -288,7 +297,7 @@ class ArmPacer(CustomHookPolicy):
         if key is not None:
             provider = provider_of(http.url)
             if provider:
-                self.wait_provider(key[0], provider)
+                self.wait_provider(key[0], provider, key[1])
             bucket, reservation = self.wait_turn(*key)
             request.context[_CONTEXT_KEY] = (bucket, reservation, key[1], key[0], provider)
         super().on_request(request)
@@ -302,7 +311,7 @@ class ArmPacer(CustomHookPolicy):
                     and provider:
                 wait = retry_after_seconds(http.headers)
                 self.hold_provider(subscription, provider,
-                                   _DEFAULT_RETRY_AFTER if wait is None else wait)
+                                   _DEFAULT_RETRY_AFTER if wait is None else wait, kind)
         super().on_response(request, response)
 
     # -- observability ---------------------------------------------------------------------

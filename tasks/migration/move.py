@@ -38,7 +38,7 @@ from ..errors import AzureError
 from ..policies.bodies import app_clone_body, crash_clone_body
 from ..policies.ensure import ensure_policy
 from ..state.journal import STEPS
-from . import live_checks, mua
+from . import live_checks, mua, throttling
 
 DONE_JOB_STATES = ("Completed", "CompletedWithWarnings")
 STEP_RANK = {step: rank for rank, step in enumerate(STEPS)}
@@ -549,17 +549,9 @@ class Mover:
 
     def _read(self, call: Callable[[], Any]) -> Any:
         """A read once a VM's change is under way: throttling (a 429 the SDK's retries could not
-        absorb at this scale) is waited out up to the operation timeout, never a failure."""
-        deadline = time.monotonic() + self.cfg.timeout
-        delay = 1.0
-        while True:
-            try:
-                return call()
-            except AzureError as err:
-                if err.status != 429 or time.monotonic() + delay > deadline:
-                    raise
-            time.sleep(delay)
-            delay = min(delay * 2, 30.0)
+        absorb at this scale) is waited out up to the operation timeout, never a failure
+        (``throttling.py`` decides how long)."""
+        return throttling.patiently(call, timeout=self.cfg.timeout)
 
     def _item_or_none(self, client: Any, ref: Any) -> dict | None:
         try:

@@ -4,7 +4,10 @@ One ``journal`` row per VM of the plan (created ``pending`` with the plan) says 
 protects it; ``journal_events`` keeps every change, append-only, so an auditor can replay a
 wave. Every ``Journal`` write is one transaction, committed before the method returns: the wave
 runner calls it *before* each PUT, so after a crash the journal never claims less than Azure
-did. For SQLite, open the engine with ``open_store(url, synchronous="FULL")`` so a commit also
+did. ``Journal.batch()`` groups many VMs' writes into one transaction (the wave engine commits
+the intents of all the changes it is about to send, then sends them): the same checks, one
+commit, and a write the VM's state refuses is reported for that VM without holding back the
+others. For SQLite, open the engine with ``open_store(url, synchronous="FULL")`` so a commit also
 survives a power cut.
 
 A VM's life (status / step)::
@@ -114,6 +117,11 @@ class Journal:
         self.lease = lease
         with engine.connect() as conn:
             _require_plan(conn, engine, plan_id)
+
+    def batch(self) -> JournalBatch:
+        """A batch of writes (the same methods as here, returning None), committed together by
+        ``JournalBatch.commit``."""
+        return JournalBatch(self)
 
     # -- writes: one committed transaction each ----------------------------------------------
 
@@ -290,6 +298,10 @@ class Journal:
         """Read the row under the write lock, let ``change`` check the transition and say what
         to set, update it and append the event: one transaction, committed on return."""
         key = vm_key.lower()
+        pending = getattr(self, "_pending", None)
+        if pending is not None:  # a JournalBatch's view: queue the write
+            pending.append((key, change, detail))
+            return None  # type: ignore[return-value]
         now = datetime.now(UTC)
         with write_transaction(self.engine) as conn:
             if self.lease is not None:
@@ -348,6 +360,81 @@ class Journal:
         for name in _TIMES & set(ENTRY_COLUMNS):
             frame[name] = pd.to_datetime(pd.Series(frame[name], dtype=object), utc=True)
         return frame
+
+
+class JournalBatch:
+    """Many VMs' journal writes, committed in one transaction (``begin``, ``step``,
+    ``finish``, ``skip`` and ``begin_rollback`` as on ``Journal``). Nothing is written before
+    ``commit``; a caller sends to Azure only what ``commit`` returned without an error."""
+
+    def __init__(self, owner: Journal) -> None:
+        self._owner = owner
+        self._view = Journal.__new__(Journal)
+        self._view.__dict__.update(owner.__dict__)
+        self._view._pending = []  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("begin", "step", "finish", "skip", "begin_rollback"):
+            return getattr(self._view, name)
+        raise AttributeError(name)
+
+    def __len__(self) -> int:
+        return len(self._view._pending)  # type: ignore[attr-defined]
+
+    def commit(self) -> dict[str, CcmigrateError]:
+        """Write every queued change in one transaction; per VM (lower key), the error that
+        refused its change (all its changes in the batch are dropped with it). A lost lease
+        refuses them all (``LeaseLostError`` raised)."""
+        ops: list[tuple[str, Any, dict[str, Any]]] = self._view._pending  # type: ignore
+        self._view._pending = []  # type: ignore[attr-defined]
+        if not ops:
+            return {}
+        owner = self._owner
+        keys = sorted({key for key, _, _ in ops})
+        refused: dict[str, CcmigrateError] = {}
+        now = datetime.now(UTC)
+        with write_transaction(owner.engine) as conn:
+            if owner.lease is not None:
+                owner.lease.fence(conn)
+            rows: dict[str, dict[str, Any]] = {}
+            for part in range(0, len(keys), 500):
+                query = sa.select(journal).where(journal.c.plan_id == owner.plan_id,
+                                                 journal.c.vm_key.in_(keys[part:part + 500]))
+                for row in conn.execute(query.with_for_update()):
+                    rows[row._mapping["vm_key"]] = dict(row._mapping)
+            changed: dict[str, dict[str, Any]] = {}
+            events: list[dict[str, Any]] = []
+            for key, change, detail in ops:
+                if key in refused:
+                    continue
+                row = rows.get(key)
+                try:
+                    if row is None:
+                        raise InputError(f"VM {key} is not in plan {owner.plan_id}")
+                    if owner.lease is not None and row["wave"] != owner.lease.wave:
+                        raise JournalTransitionError(
+                            f"VM {key} is in wave {row['wave']} of plan {owner.plan_id}, but "
+                            f"this runner holds the lease of wave {owner.lease.wave} only")
+                    values = change(row, now)
+                except CcmigrateError as err:
+                    refused[key] = err
+                    continue
+                values.update(updated_at=now, runner=owner.runner)
+                row.update(values)
+                changed.setdefault(key, {}).update(values)
+                events.append({"plan_id": owner.plan_id, "vm_key": key, "at": now,
+                               "status": row["status"], "step": row["step"],
+                               "runner": owner.runner,
+                               "detail_json": json.dumps(detail, sort_keys=True, default=str)})
+            for key, values in changed.items():
+                if key in refused:
+                    continue
+                conn.execute(sa.update(journal).where(journal.c.plan_id == owner.plan_id,
+                                                      journal.c.vm_key == key).values(**values))
+            events = [e for e in events if e["vm_key"] not in refused]
+            if events:
+                conn.execute(sa.insert(journal_events), events)
+        return refused
 
 
 _BEGIN_HINT = {

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tasks.state import AssessmentRecord, PlanRecord, open_store, save_assessment, save_plan
+from tasks.state.journal import Journal
 from tasks.state.leases import acquire_wave_lease
 from tests.cli.helpers import no_traceback, run_cli
 from tests.state.frames import plan_frames, scored_frame
@@ -53,6 +54,25 @@ def test_bad_threshold_is_bad_input(store):
                 "--max-failures", "lots")
     assert proc.returncode == 2 and no_traceback(proc)
     assert "--max-failures 'lots'" in proc.stderr
+
+
+@pytest.mark.parametrize("flags", [["--max-parallel", "0"], ["--max-parallel", "10001"],
+                                   ["--per-vault", "0"]])
+def test_in_flight_limits_out_of_range_are_bad_input(store, flags):
+    url, _engine, plan, _vms = store
+    proc = _cli(url, "migrate", "--plan", plan.id, "--wave", "1", *flags)
+    assert proc.returncode == 2 and no_traceback(proc)
+    assert flags[0] in proc.stderr
+
+
+def test_a_per_vault_limit_above_the_waves_is_bad_input(store):
+    url, engine, plan, _vms = store
+    proc = _cli(url, "migrate", "--plan", plan.id, "--wave", "1", "--execute", "--yes",
+                "--max-parallel", "100", "--per-vault", "500")
+    assert proc.returncode == 2 and no_traceback(proc)
+    assert "per_vault (500) is above max_parallel (100)" in proc.stderr
+    assert "--per-vault" in proc.stderr and "--max-parallel" in proc.stderr
+    assert Journal(engine, plan.id).counts()["pending"] == 6  # nothing started
 
 
 def test_a_wave_already_running_is_refused(store):

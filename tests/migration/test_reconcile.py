@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from flows.migrate import move_config
 from tasks.azure import backup
 from tasks.azure.clients import AzureAccess
 from tasks.migration.move import Mover, VmPlan
+from tasks.migration.work import move_config
 from tasks.policies.bodies import crash_clone_body
 from tasks.policies.ensure import ensure_policy
 from tasks.state.journal import Journal

@@ -135,8 +135,6 @@ def _policies_now(emu: Emulator) -> dict[str, str]:
 def test_vms_changed_since_the_plan_are_left_where_they_are_and_the_rest_move(prefect_api,
                                                                             tmp_path,
                                                                             monkeypatch):
-    # Score in a process of its own, as a large wave does (the other wave tests score here).
-    monkeypatch.setattr("flows.migrate.PROCESS_SCORING_FROM", 1)
     fleet = small_fleet(vms_per_sub=3)
     with planned(tmp_path, fleet, EmulatorConfig(operation_seconds=0.1), waves=(1,),
                  options={"allow_warnings": ["HOST_CACHING_READWRITE"]}) as (

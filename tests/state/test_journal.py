@@ -293,3 +293,47 @@ def test_lease_holder_writes_only_its_own_wave(journal_engine, make_plan):
         with pytest.raises(JournalTransitionError, match="lease of wave 2 only"):
             journal.begin(other, original_policy_id=ORIGINAL, target_policy_id=TARGET)
         assert journal.entry(other).status == "pending"
+
+
+def test_a_batch_commits_many_vms_steps_at_once_with_the_same_checks(journal_engine,
+                                                                      make_plan):
+    plan = make_plan()
+    keys = _keys(journal_engine, plan.id)
+    journal = Journal(journal_engine, plan.id)
+    done, refused = keys[0], keys[1]
+    journal.begin(refused, original_policy_id=ORIGINAL, target_policy_id=TARGET)
+    batch = journal.batch()
+    batch.begin(done, original_policy_id=ORIGINAL, target_policy_id=TARGET)
+    batch.step(done, "put_sent", operation_id="op-1")
+    batch.step(done, "verified")
+    batch.finish(done, "done")
+    batch.begin(refused, original_policy_id=ORIGINAL, target_policy_id=TARGET)  # in progress
+    for key in keys[2:]:
+        batch.skip(key, "left for later", code="THROTTLED")
+    assert journal.entry(done).status == "pending"  # nothing written before the commit
+    assert len(batch) == 4 + 1 + len(keys) - 2
+
+    errors = batch.commit()
+
+    assert set(errors) == {refused} and "begin migrating it" in str(errors[refused])
+    entry = journal.entry(done)
+    assert (entry.status, entry.step, entry.operation_id) == ("done", "verified", "op-1")
+    assert list(journal.events(done)["step"]) == ["intent", "put_sent", "verified", "verified"]
+    assert journal.entry(refused).attempt == 1  # its refused change wrote nothing
+    assert {journal.entry(k).status for k in keys[2:]} == {"skipped"}
+    assert batch.commit() == {}  # an empty batch writes nothing
+
+
+def test_a_batch_of_a_runner_that_lost_its_lease_writes_nothing(journal_engine, make_plan):
+    plan = make_plan()
+    key = _keys(journal_engine, plan.id, 2)[0]
+    lease = acquire_wave_lease(journal_engine, plan.id, 2)
+    journal = Journal(journal_engine, plan.id, lease=lease)
+    with journal_engine.begin() as conn:
+        conn.execute(sa.update(wave_leases).values(owner_token="someone-else",
+                                                   owner_pid=4242))
+    batch = journal.batch()
+    batch.begin(key, original_policy_id=ORIGINAL, target_policy_id=TARGET)
+    with pytest.raises(LeaseLostError):
+        batch.commit()
+    assert journal.entry(key).status == "pending"

@@ -1,0 +1,69 @@
+"""The in-flight limit per subscription: found, not guessed. It grows quickly from a small start
+while Azure takes every change, shrinks at once when a change is throttled (and the change
+rate drops to what Azure took), then grows back slowly; never above its ceiling."""
+
+from __future__ import annotations
+
+from tasks.migration.concurrency import COOL_DOWN_S, InFlight, Limits, SubscriptionLimit
+
+
+def test_the_limit_doubles_while_changes_are_taken_and_stops_at_its_ceiling():
+    limit = SubscriptionLimit(ceiling=100, start=8)
+    now = 0.0
+    for _ in range(8):  # one round trip: every VM in flight had its change taken
+        now += 0.01
+        limit.accepted(now)
+    assert limit.allowed == 16
+    for _ in range(500):
+        now += 0.01
+        limit.accepted(now)
+    assert limit.allowed == 100 and limit.rate is None
+
+
+def test_a_throttle_cuts_the_limit_and_the_rate_once_per_cool_down_then_both_grow_back():
+    limit = SubscriptionLimit(ceiling=1000, start=8)
+    now = 0.0
+    for _ in range(200):  # 20 changes a second taken
+        now += 0.05
+        limit.accepted(now)
+    assert limit.throttle(now, in_flight=150)
+    assert limit.allowed == 120  # 80 % of what was in flight
+    assert limit.rate is not None and 17 < limit.rate < 19  # 90 % of the 20/s taken
+    assert not limit.throttle(now + 1, in_flight=120)  # within the cool-down: no second cut
+    assert limit.allowed == 120
+    cut_rate = limit.rate
+    now += COOL_DOWN_S
+    for _ in range(100):
+        now += 0.1
+        limit.accepted(now)
+    assert limit.allowed > 120 and limit.rate > cut_rate  # probing for the limit again
+
+
+def test_changes_go_out_no_faster_than_the_learned_rate():
+    limit = SubscriptionLimit(ceiling=1000)
+    for i in range(100):
+        limit.accepted(i * 0.1)
+    limit.throttle(10.0, in_flight=50)
+    sent = []
+    now = 10.0
+    for _ in range(20):
+        at = limit.next_change_at(now)
+        limit.sent_change(at)
+        sent.append(at)
+    gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
+    assert min(gaps) >= 1 / limit.rate * 0.99
+
+
+def test_the_wave_vault_and_subscription_limits_all_hold():
+    flow = InFlight(Limits(wave=5, per_vault=2, per_subscription=4, adaptive=False))
+    assert flow.room("s1", "v1")
+    flow.enter("s1", "v1")
+    flow.enter("s1", "v1")
+    assert not flow.room("s1", "v1")  # the vault is full
+    flow.enter("s1", "v2")
+    flow.enter("s1", "v3")
+    assert not flow.room("s1", "v4")  # the subscription is full
+    flow.enter("s2", "v5")
+    assert not flow.room("s2", "v6")  # the wave is full
+    flow.leave("s1", "v1")
+    assert flow.room("s1", "v1") and flow.peak == 5
