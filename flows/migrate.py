@@ -86,13 +86,9 @@ def _dry_run(settings: Settings, access: Any, plan: Any, wave: int,
     from tasks.migration.move import _GuardView
     from tasks.migration.work import move_config, rescorer_for
 
-    rescorer = rescorer_for(settings, access, plan)
-    try:
-        looker = ChunkLook(access, rescorer, _GuardView(access),
-                           timeout=move_config(settings).timeout)
-        actions = dry_run_actions(access, work["move"], looker)
-    finally:
-        rescorer.close()
+    looker = ChunkLook(access, rescorer_for(settings, access, plan), _GuardView(access),
+                       timeout=move_config(settings).timeout)
+    actions = dry_run_actions(access, work["move"], looker)
     path = write_csv(actions, out_dir / f"wave-{wave}-dry-run.csv")
     counts = {k: len(v) for k, v in work.items()}
     return WaveOutcome(plan.id, wave, False, counts, "dry_run", None, {"dry-run.csv": path},

@@ -49,6 +49,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..azure import backup, wire
+from ..azure.clients import POOL_SIZE
 from ..errors import AzureError, CcmigrateError
 from . import throttling
 from .concurrency import InFlight, Limits
@@ -76,6 +77,8 @@ SLOW_WORKERS = 16
 JOURNAL_FLUSH_S = 0.2
 ITEMS_PAGE = 200  # ARM list page size the emulator and Recovery Services use (unverified)
 JOB_MARGIN = timedelta(minutes=5)  # clock skew allowed in the job list's startTime filter
+# A vault's job and item lists are spaced so that each catches about this many VMs done.
+CATCH_PER_LIST = 8
 TICK_S = 0.5
 
 
@@ -165,12 +168,16 @@ class WaveEngine:
         self._call_queue: dict[tuple[str, str], deque[Callable[[], None]]] = {}
         self._open = 0  # VMs not finished
         self._error: BaseException | None = None
-        self._pool = ThreadPoolExecutor(max_workers=CALLS_PER_KIND * 2 + 8,
-                                        thread_name_prefix="arm")
+        self._pool: ThreadPoolExecutor | None = None  # sized in run(), by subscriptions
+        self._stop_now = False
         self._slow = ThreadPoolExecutor(max_workers=SLOW_WORKERS, thread_name_prefix="vm-slow")
         self._look_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="look")
         self._last_line = 0.0
         self._admissions: deque[float] = deque()  # when VMs started, the last minute
+        # Mean seconds from a change's 202 to its job's end (a running mean); until one ends,
+        # the first Retry-After seen (Azure's guess at the wait) or ten polls.
+        self._change_s = 10 * self.poll_interval
+        self._changes_seen = 0
 
     # -- running ------------------------------------------------------------------------------
 
@@ -181,6 +188,14 @@ class WaveEngine:
         import contextvars
 
         self._ctx = contextvars.copy_context()
+        subscriptions = {vm.subscription_id.lower() for vm in vms} | {
+            vm.subscription_id.lower() for vm, _ in reconcile}
+        # Every subscription's calls of both kinds on the wire at once (the connection pool
+        # holds clients.POOL_SIZE).
+        self._pool = ThreadPoolExecutor(
+            max_workers=min(POOL_SIZE - SLOW_WORKERS - 2,
+                            2 * CALLS_PER_KIND * max(1, len(subscriptions)) + 2),
+            thread_name_prefix="arm")
         pacer = getattr(self.access, "pacer", None)
         holds = pacer.provider_holds if pacer is not None else None
         if pacer is not None:  # throttles are this engine's to wait out (throttling.py)
@@ -194,8 +209,11 @@ class WaveEngine:
                 flight.state = "slow"
                 self._slow_call(flight, lambda f=flight, e=entry: self.mover.reconcile(f.vm, e))
             for vm in vms:
-                self._queued.append(self._flight(vm))
+                flight = self._flight(vm)
+                self._queued.append(flight)
                 self._open += 1
+                # A vault holds at least the wave's items: what its first list will cost.
+                self._vault_items[flight.vault] = self._vault_items.get(flight.vault, 0) + 1
             self._loop()
         finally:
             if pacer is not None:
@@ -215,7 +233,7 @@ class WaveEngine:
         return Flight(vm, vm.subscription_id.lower(), vm.vault_id.lower())
 
     def _loop(self) -> None:
-        while self._open > 0 and self._error is None:
+        while self._open > 0 and self._error is None and not self._stop_now:
             if self.gate.stop.is_set() and not self.flow.total and not self._looking:
                 self._abandon_unstarted()
                 break
@@ -247,10 +265,12 @@ class WaveEngine:
         callback, args = event
         try:
             callback(*args)
-        except WaveStop as err:
-            self.gate.halt(str(err))
         except CcmigrateError as err:
+            # What no VM can get past (the credential can no longer get a token, the lease was
+            # lost): stop now. VMs in flight stay in progress in the journal, which a resume
+            # reconciles from what Azure shows.
             self.gate.halt(str(err))
+            self._stop_now = True
         except BaseException as err:  # a bug: stop the wave, say it
             self._error = err
 
@@ -661,6 +681,8 @@ class WaveEngine:
             return
         flight.state = "operation"
         wait = answer.retry_after if answer.retry_after is not None else self.poll_interval
+        if not self._changes_seen and answer.retry_after:
+            self._change_s = max(self._change_s, answer.retry_after)
         self._at(now + max(wait, 0.05), lambda: self._read_operation(flight))
 
     # -- 5. the operation -------------------------------------------------------------------------
@@ -723,6 +745,13 @@ class WaveEngine:
 
     # -- 6. jobs and 7. verification, in bulk per vault ----------------------------------
 
+    def _learn_duration(self, flight: Flight) -> None:
+        if flight.put_at is None:
+            return
+        took = (datetime.now(UTC) - flight.put_at).total_seconds()
+        self._changes_seen += 1
+        self._change_s += (took - self._change_s) / min(self._changes_seen, 100)
+
     def _to_job(self, flight: Flight) -> None:
         flight.state = "job"
         self._waiting_job.setdefault(flight.vault, {})[flight.job_id or ""] = flight
@@ -737,38 +766,55 @@ class WaveEngine:
         if vault in self._watched:
             return
         self._watched.add(vault)
-        self._at(self.clock() + self.poll_interval, lambda: self._watch_round(vault))
+        self._at(self.clock() + self._watch_interval(vault), lambda: self._watch_round(vault))
+
+    def _watch_interval(self, vault: str) -> float:
+        """Seconds until a vault's next look: long enough that one list catches about
+        ``CATCH_PER_LIST`` VMs done (the vault's waiting VMs finish at about waiting / L a
+        second, L the changes' mean duration so far), so lists stay a small share of the
+        reads per VM; at least ``poll_interval``, at most L / 2 (a VM never waits long)."""
+        waiting = sum(len(w.get(vault) or {}) for w in (
+            self._waiting_job, self._waiting_verify, self._waiting_backup, self._waiting_idle))
+        took = self._change_s
+        interval = CATCH_PER_LIST * took / max(1, waiting)
+        return max(self.poll_interval, min(interval, took / 2))
 
     def _watch_round(self, vault: str) -> None:
-        """One look at a vault's waiting VMs: a job list for those waiting for their job, then
-        the items of those waiting for verification."""
+        """One look at a vault's waiting VMs: the job lists first (each VM's job by its id),
+        then, for those whose job ended and those already waiting, the items (verification)."""
         jobs = self._waiting_job.get(vault) or {}
-        verify = self._waiting_verify.get(vault) or {}
         backups = self._waiting_backup.get(vault) or {}
         idle = self._waiting_idle.get(vault) or {}
-        if not (jobs or verify or backups or idle):
+        if not (jobs or backups or idle or self._waiting_verify.get(vault)):
             self._watched.discard(vault)
             return
-        pending = [0]
+        pending = [1]
 
-        def one_done() -> None:
+        def lists_done() -> None:
             pending[0] -= 1
-            if pending[0] == 0:
-                self._timeouts(vault)
-                self._at(self.clock() + self.poll_interval, lambda: self._watch_round(vault))
+            if pending[0]:
+                return
+            verify = self._waiting_verify.get(vault) or {}
+            if verify:
+                self._verify_items(vault, list(verify.values()), round_done)
+            else:
+                round_done()
+
+        def round_done() -> None:
+            self._timeouts(vault)
+            self._at(self.clock() + self._watch_interval(vault),
+                     lambda: self._watch_round(vault))
 
         if jobs:
             pending[0] += 1
-            self._list_jobs(vault, list(jobs.values()), one_done)
-        if verify:
-            pending[0] += 1
-            self._verify_items(vault, list(verify.values()), one_done)
+            self._list_jobs(vault, list(jobs.values()), lists_done)
         if backups:
             pending[0] += 1
-            self._list_jobs(vault, list(backups.values()), one_done, operation="Backup")
+            self._list_jobs(vault, list(backups.values()), lists_done, operation="Backup")
         if idle:
             pending[0] += 1
-            self._when_idle(vault, list(idle.values()), one_done)
+            self._when_idle(vault, list(idle.values()), lists_done)
+        lists_done()  # the round's own count: verification runs once every list answered
 
     def _unwait(self, flight: Flight) -> None:
         for waiting in (self._waiting_job, self._waiting_backup):
@@ -835,6 +881,7 @@ class WaveEngine:
                     continue
                 self._unwait(flight)
                 if state == "job":
+                    self._learn_duration(flight)
                     self._batch.step(flight.vm.vm_key, "operation_done", job_id=flight.job_id)
                     self._to_verify(flight)
                 else:
@@ -850,7 +897,7 @@ class WaveEngine:
                       done: Callable[[], None]) -> None:
         """The items of ``flights`` from one list of the vault's items when that costs fewer
         reads than a GET each (the vault's last list size says how many pages it takes)."""
-        pages = max(1, -(-self._vault_items.get(vault, len(flights)) // ITEMS_PAGE))
+        pages = max(1, -(-self._vault_items.get(vault, 0) // ITEMS_PAGE))
         client = self._client(flights[0])
         sub = flights[0].sub
         if len(flights) >= pages:

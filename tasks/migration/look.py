@@ -34,7 +34,7 @@ from ..discovery import collect
 from ..errors import AzureError
 from .live_checks import running_jobs
 from .move import LastLook, VmPlan, _same
-from .rescore import SQL_RULE, LiveFacts, Rescorer, _ids
+from .rescore import SQL_RULE, Moving, Rescorer, ids
 from .throttling import patiently
 
 Reader = Callable[[Callable[[], Any]], Any]
@@ -138,23 +138,20 @@ class ChunkLook:
         for vm in vms:
             policy_id = str(items[vm.vm_key].get("policyId") or "")
             if policy_id and policy_id.lower() not in policies:
-                policies.update(self.rescorer._policy(policy_id, vm.vault_id, self._read))
+                policies.update(self.rescorer.policy(policy_id, vm.vault_id, self._read))
             row = by_key[vm.vm_key]
             size = (vm.subscription_id.lower(), str(row.get("location") or "").lower(),
                     str(row.get("vmSize") or "").lower())
             if size not in seen_sizes:
                 seen_sizes.add(size)
-                skus.extend(self.rescorer._size_rows(*size, self._read))
+                skus.extend(self.rescorer.size_rows(*size, self._read))
+        # A SQL registration the plan knew of still counts, should the rows not show it.
         sql = [{"type": "microsoft.sqlvirtualmachine/sqlvirtualmachines", "vmKey": vm.vm_key}
-               for vm in vms if SQL_RULE in _ids(vm.planned_warnings)]
+               for vm in vms if SQL_RULE in ids(vm.planned_warnings)]
         merged = {**rows, "vaults_and_sql": [*rows.get("vaults_and_sql", []), *sql]}
-        # One LiveFacts carries the chunk's rows; the others only their VM's plan facts (the
-        # judge merges rows across looks).
-        looks = [LiveFacts(vm.vm_key, merged if i == 0 else {}, policies if i == 0 else {},
-                           skus if i == 0 else [], vm.planned_warnings, vm.irreversible)
-                 for i, vm in enumerate(vms)]
-        verdicts = self.rescorer.judge(looks)
-        return {vm.vm_key: verdict for vm, verdict in zip(vms, verdicts, strict=True)}
+        return self.rescorer.judge.verdicts(
+            merged, policies, skus,
+            [Moving(vm.vm_key, vm.planned_warnings, vm.irreversible) for vm in vms])
 
     def _guarded(self, vm: VmPlan) -> LastLook:
         """Multi-user authorization: the Resource Guard request the PUT must carry."""

@@ -1,27 +1,22 @@
-"""One VM's backup move, as one transaction: look, journal the intent, re-point, follow, verify,
-and on any failure put the VM back on the policy it came from, journaled at every step.
+"""One VM's backup, the blocking way: the types a wave shares (``VmPlan``, ``VmOutcome``,
+``LastLook``), and the ``Mover``'s paths for what is rare: Azure refusing a change, the
+rollback, and reconciling a VM a stopped runner left in progress. The forward move of a wave's
+many VMs is the wave engine's (``engine.py``), which hands these cases here.
 
-The invariant (issue 5): at every moment the VM is protected by its original policy or by its
-target policy, and the journal says which. Hence the order of things:
+The invariant: at every moment the VM is protected by its original policy or by its target
+policy, and the journal says which. Hence:
 
-1. *Look* (``live_checks``, ``rescore``): the VM, its protected item and the vault's running
-   jobs through ARM, now; then the VM's disks, source policy and region sizes, and the VM
-   re-scored by the rule engine. Anything off is a skip with the reason; nothing is written to
-   Azure.
-2. *Intent*: the journal row goes ``in_progress``/``intent`` (committed) before the PUT.
-3. *PUT* the item with the target policy. If Azure refuses it (Resource Guard, a lock, a bad
-   policy), nothing changed: the VM is finished ``rolled_back`` with Azure's error.
-4. *Follow* the item operation and its ``ConfigureBackup`` job; *verify* the item now names the
-   target policy (and, with ``--verify backup``, that an on-demand backup succeeds).
-5. Any failure or timeout after the PUT: *roll back*. The item is read first: when Azure kept
-   the original policy (a failed ConfigureBackup changes nothing) nothing is written; otherwise
-   the original policy is PUT back and verified. A VM that came from a Standard (V1) policy
-   cannot return to Standard, so its rollback target is an Enhanced app-consistent clone with
-   the same schedule and retention, created on demand.
+- A refused PUT changed nothing: the item is read to be sure, and the VM is finished
+  ``rolled_back`` with Azure's error (a refusal for want of write access stops the wave).
+- *Roll back* after any failure or timeout once the PUT went out: the item is read first; when
+  Azure kept the original policy (a failed ConfigureBackup changes nothing) nothing is written;
+  otherwise the original policy is PUT back and verified. A VM that came from a Standard (V1)
+  policy cannot return to Standard, so its rollback target is an Enhanced app-consistent clone
+  with the same schedule and retention, created on demand.
+- ``reconcile`` finishes a VM a crashed runner left ``in_progress`` by reading Azure, never by
+  trusting what the journal hoped.
 
-``reconcile`` finishes a VM a crashed runner left ``in_progress`` by reading Azure, never by
-trusting what the journal hoped. Throttling (429 after the SDK's retries) is never a VM
-failure: the VM is left for a later run.
+Throttling (429 after the SDK's retries) is waited out (``throttling.py``), never a failure.
 """
 
 from __future__ import annotations
@@ -33,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..azure import backup, compute, error_codes, guards
+from ..azure import backup, error_codes, guards
 from ..errors import AzureError
 from ..policies.bodies import app_clone_body, crash_clone_body
 from ..policies.ensure import ensure_policy
@@ -147,11 +142,6 @@ class LastLook:
     guard_requests: tuple[str, ...] = ()
 
 
-def _unreadable(err: AzureError) -> tuple[str, str]:
-    return ("THROTTLED" if err.status == 429 else "UNREADABLE",
-            f"could not read it before moving: {err}")
-
-
 class _Failure(Exception):
     """A step after the PUT failed: roll back with this code and message."""
 
@@ -165,9 +155,8 @@ class Mover:
     ever handled by one thread)."""
 
     def __init__(self, access: Any, journal: Any, config: MoveConfig,
-                 log: Callable[[str], None] | None = None, rescorer: Any = None) -> None:
+                 log: Callable[[str], None] | None = None) -> None:
         self.access, self.journal, self.cfg = access, journal, config
-        self.rescorer = rescorer  # a ``rescore.Rescorer``; None only where no VM moves
         self._mua = _GuardView(access)  # each vault's Resource Guard link, read once a run
         self.log = log or (lambda _line: None)
         self._last: dict[str, str] = {}  # vm_key -> the last step journaled
@@ -183,115 +172,6 @@ class Mover:
         self._last[vm_key] = step
 
     # -- the forward move ------------------------------------------------------------------
-
-    def look(self, vm: VmPlan) -> LastLook:
-        """The last look before moving, read-only (the dry run shows the same verdicts)."""
-        client = self.access.backup(vm.subscription_id)
-        vault = backup.vault_ref(vm.vault_id)
-        ref = backup.item_ref(vm.item_id)
-        try:
-            current = self._read(lambda: compute.get_vm(self.access.compute(vm.subscription_id),
-                                                         vm.vm_id))
-            item = self._item_or_none(client, ref)
-            jobs = self._read(lambda: backup.list_jobs(client, vault, "status eq 'InProgress'"))
-        except AzureError as err:
-            return LastLook(_unreadable(err), throttled=err.status == 429, error=str(err))
-        reason = live_checks.skip_reason(
-            current, item, jobs, vm_name=vm.vm_name, item_id=vm.item_id,
-            source_policy_id=vm.source_policy_id, target_policy_id=vm.target_policy_id)
-        on_target = item is not None and _same(item["properties"].get("policyId"),
-                                               vm.target_policy_id)
-        if reason is None and not on_target and self.rescorer is not None:
-            try:
-                reason = self.rescorer.verdict(
-                    current, item, vault_id=vm.vault_id, planned_warnings=vm.planned_warnings,
-                    irreversible=vm.irreversible, read=self._read)
-            except AzureError as err:
-                return LastLook((_unreadable(err)[0], f"could not re-score it before moving: "
-                                 f"{err}"), throttled=err.status == 429, error=str(err))
-        if reason is not None or on_target:
-            return LastLook(reason, on_target=on_target and reason is None)
-        try:
-            requests = self._mua.requests(client, vault, vm.vault_id, vm.source_policy_id,
-                                          vm.target_policy_id, read=self._read)
-        except AzureError as err:
-            return LastLook((_unreadable(err)[0], "could not read its vault's Resource Guard "
-                             f"link before moving: {err}"), throttled=err.status == 429,
-                            error=str(err))
-        return LastLook(None, guard_requests=tuple(requests))
-
-    def move(self, vm: VmPlan) -> VmOutcome:
-        started = _now()
-        client = self.access.backup(vm.subscription_id)
-        vault = backup.vault_ref(vm.vault_id)
-        ref = backup.item_ref(vm.item_id)
-        seen = self.look(vm)
-        if seen.skip:
-            code, reason = seen.skip
-            self.journal.skip(vm.vm_key, reason, code=code)
-            return self._outcome(vm, "skipped", started, code=code,
-                                 message=seen.error or reason, throttled=seen.throttled)
-
-        self.journal.begin(vm.vm_key, original_policy_id=vm.source_policy_id,
-                           target_policy_id=vm.target_policy_id)
-        self._last[vm.vm_key] = "intent"
-        if seen.on_target:
-            # Moved already (by hand, or by a run whose journal was lost): verify and keep.
-            self._step(vm.vm_key, "verified",
-                              detail={"note": "the item was already on the target policy"})
-            self.journal.finish(vm.vm_key, "done")
-            return self._outcome(vm, "done", started)
-        try:
-            operation = backup.set_item_policy(client, ref, vm.vm_id, vm.target_policy_id,
-                                               guard_requests=list(seen.guard_requests))
-        except AzureError as err:
-            return self._refused(vm, client, ref, err, started)
-        self._step(vm.vm_key, "put_sent", operation_id=operation.operation_id,
-                   **({"detail": {"resource_guard_requests": list(seen.guard_requests)}}
-                      if seen.guard_requests else {}))
-        try:
-            job_ids = self._follow(vm, client, vault, ref, operation)
-        except _Failure as failure:
-            return self.roll_back(vm, started=started, code=failure.code,
-                                  message=failure.message, job_ids=failure.job_ids)
-        except AzureError as err:  # could not follow or verify the change: undo it
-            return self.roll_back(vm, started=started, code=err.code or "VERIFY_FAILED",
-                                  message=str(err))
-        self.journal.finish(vm.vm_key, "done")
-        return self._outcome(vm, "done", started, job_ids=job_ids)
-
-    def _follow(self, vm: VmPlan, client: Any, vault: Any, ref: Any, operation: Any) -> list[str]:
-        """Wait for the change, verify it; raise ``_Failure`` for anything short of success."""
-        timeout = self.cfg.irreversible_timeout if vm.irreversible else self.cfg.timeout
-        status, item = self._wait_started(client, ref, operation, timeout)
-        job_id = ((status.get("properties") or {}).get("jobId")) or None
-        job_ids = [job_id] if job_id else []
-        if status.get("status") != "Succeeded":
-            error = status.get("error") or {}
-            self._step(vm.vm_key, "operation_done", job_id=job_id,
-                       error_code=error.get("code"), error_message=error.get("message"))
-            raise _Failure(error.get("code") or "OPERATION_FAILED",
-                           error.get("message") or f"the change ended {status.get('status')}",
-                           job_ids)
-        self._step(vm.vm_key, "operation_done", job_id=job_id)
-        if item is None or not item.get("properties"):  # the poller's final read is the proof
-            item = self._item_or_none(client, ref)
-        if item is None or not _same(item["properties"].get("policyId"), vm.target_policy_id):
-            raise _Failure("NOT_ON_TARGET", "the change succeeded but the item does not name "
-                           "the target policy", job_ids)
-        if job_id:
-            job = self._wait_job(client, vault, job_id, timeout)
-            if job["properties"].get("status") not in DONE_JOB_STATES:
-                raise _Failure(*_job_error(job), job_ids)
-        self._step(vm.vm_key, "verified")
-        if self.cfg.verify == "backup":
-            if vm.irreversible:
-                # A Standard to Enhanced move starts a backup job of its own that "might take
-                # up to several hours", and a new backup needs none running
-                # (backup-azure-vm-migrate-enhanced-policy.md): wait for it before ours.
-                self._wait_running_jobs(vm, client, vault, "Backup")
-            job_ids.append(self._verify_backup(vm, client, vault, ref, timeout))
-        return job_ids
 
     def _wait_running_jobs(self, vm: VmPlan, client: Any, vault: Any,
                            operation: str | None = None) -> None:
@@ -323,45 +203,6 @@ class Mover:
                          "running jobs before rolling back")
                 self._wait_running_jobs(vm, client, vault)
                 attempt += 1
-
-    def _verify_backup(self, vm: VmPlan, client: Any, vault: Any, ref: Any,
-                       timeout: float) -> str:
-        """An on-demand backup under the new policy, waited for: the strongest proof. The job
-        is the one Azure names in the trigger's operation status, never guessed by time."""
-        expiry = (_now() + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        try:
-            op_id = backup.trigger_backup(client, ref, expiry)
-            if not op_id:
-                raise AzureError(f"the on-demand backup of {vm.vm_name} was accepted without "
-                                 "an operation to follow", code="BACKUP_NOT_STARTED")
-            job_id = self._backup_job_id(client, vault, vm, op_id, timeout)
-            job = self._wait_job(client, vault, job_id, self.cfg.backup_timeout)
-        except AzureError as err:
-            raise _Failure(err.code or "BACKUP_NOT_STARTED", str(err)) from err
-        if job["properties"].get("status") not in DONE_JOB_STATES:
-            raise _Failure(*_job_error(job), [job["name"]])
-        self._step(vm.vm_key, "backup_verified", job_id=job["name"])
-        return job["name"]
-
-    def _backup_job_id(self, client: Any, vault: Any, vm: VmPlan, op_id: str,
-                       timeout: float) -> str:
-        """The Backup job an on-demand backup started: the operation status's ``jobId``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self._read(lambda: backup.backup_operation_status(client, vault, op_id))
-            job_id = (status.get("properties") or {}).get("jobId")
-            if status.get("status") == "Failed":
-                error = status.get("error") or {}
-                raise AzureError(error.get("message") or f"the on-demand backup of "
-                                 f"{vm.vm_name} failed to start",
-                                 code=error.get("code") or "BACKUP_NOT_STARTED")
-            if job_id:
-                return str(job_id).rstrip("/").rsplit("/", 1)[-1]
-            if time.monotonic() >= deadline:
-                raise AzureError(f"the on-demand backup of {vm.vm_name} did not start within "
-                                 f"{timeout:.0f} s (operation {op_id})",
-                                 code="BACKUP_NOT_STARTED")
-            time.sleep(self.cfg.poll_interval)
 
     def _refused(self, vm: VmPlan, client: Any, ref: Any, err: AzureError,
                  started: datetime) -> VmOutcome:

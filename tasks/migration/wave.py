@@ -1,12 +1,9 @@
-"""Running the VMs of a wave under throttles and failure thresholds (plain Python; the Prefect
-flow in ``flows/migrate.py`` batches it into tasks by vault chunk).
+"""A wave's failure gate and thresholds, and the small thread runner ``ccmigrate rollback``
+uses for the VMs a person chose (the wave itself runs on the engine, ``engine.py``).
 
-- At most ``max_parallel`` VMs in flight in the whole wave and ``per_vault`` in one vault (one
-  vault's operations queue behind each other in Azure; spreading keeps every vault busy).
-- HTTP 429s and ``Retry-After`` are the Azure room's retry policy's business; a VM that still
-  meets throttling is left for a later run, never counted as a failure.
 - Failure thresholds, per wave and cumulative across the plan's waves: once crossed, no new VM
   starts; those in flight finish (and roll back if they fail); the wave ends ``halted``.
+- Throttling is never a failure (``VmOutcome.failed``): it is waited out (``throttling.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +14,6 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import zip_longest
 
 from ..errors import CcmigrateError, InputError
 from .move import VmOutcome, VmPlan, WaveStop
@@ -147,18 +143,3 @@ def run_vms(vms: Iterable[VmPlan], handle: Callable[[VmPlan], VmOutcome], gate: 
         for future in [pool.submit(contextvars.copy_context().run, one, vm) for vm in vms]:
             future.result()
     return outcomes
-
-
-def vault_chunks(vms: list[VmPlan], vaults_per_chunk: int) -> list[list[VmPlan]]:
-    """The wave's VMs grouped by vault, ``vaults_per_chunk`` vaults a chunk (one Prefect task
-    each). Within a chunk the vaults take turns (plan order within each vault), so worker
-    threads never queue behind one busy vault while another vault's VMs wait."""
-    by_vault: dict[str, list[VmPlan]] = {}
-    for vm in vms:
-        by_vault.setdefault(vm.vault_id.lower(), []).append(vm)
-    groups = list(by_vault.values())
-    chunks = []
-    for i in range(0, len(groups), vaults_per_chunk):
-        part = groups[i:i + vaults_per_chunk]
-        chunks.append([vm for turn in zip_longest(*part) for vm in turn if vm is not None])
-    return chunks

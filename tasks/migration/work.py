@@ -130,14 +130,11 @@ def run_vms(access: Any, journal: Any, settings: Settings, plan: Any, move: list
 
     cfg = move_config(settings, verify)
     rescorer = rescorer_for(settings, access, plan)
-    mover = Mover(access, journal, cfg, log=log, rescorer=rescorer)
+    mover = Mover(access, journal, cfg, log=log)
     looker = ChunkLook(access, rescorer, mover._mua, timeout=cfg.timeout)
     engine = WaveEngine(access, journal, mover, looker, gate, limits(settings),
                         verify=cfg.verify, poll_interval=cfg.poll_interval, timeout=cfg.timeout,
                         irreversible_timeout=cfg.irreversible_timeout,
                         backup_timeout=cfg.backup_timeout, on_outcome=on_outcome, log=log)
-    try:
-        outcomes = engine.run(move, reconcile)
-    finally:
-        rescorer.close()
+    outcomes = engine.run(move, reconcile)
     return outcomes, engine.stats.as_dict()

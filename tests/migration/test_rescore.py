@@ -1,22 +1,24 @@
-"""Right before a VM moves it is re-scored by the rule engine on what ARM says now. The verdict
-must be the assessment's own: the same readiness and rule ids for every case of the
-hand-written fleet, read VM by VM through ARM instead of through Resource Graph. And a VM
-changed since the plan (resized to a size without Premium storage, a disk made shared, a
-warning the plan did not accept) is left where it is, with the reason, while the others move."""
+"""Right before a chunk of VMs moves it is re-scored by the rule engine on what Azure says now.
+The verdict must be the assessment's own: the same readiness and rule ids for every case of the
+hand-written fleet, read through the chunk look (the assessment's queries restricted to the
+chunk's VM ids). And a VM changed since the plan (resized to a size without Premium storage, a
+disk made shared, a warning the plan did not accept) is left where it is, with the reason,
+while the others move."""
 
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 import requests
 
 from emulator.config import EmulatorConfig
 from emulator.server import Emulator
 from flows.emulated import emulated
 from flows.migrate import run_wave
-from tasks.azure import backup, compute
 from tasks.azure.clients import AzureAccess
-from tasks.migration.rescore import Coalescer, Rescorer
+from tasks.azure.resource_graph import QuotaGate
+from tasks.discovery import collect
+from tasks.migration import look
+from tasks.migration.rescore import Rescorer
 from tasks.rules.engine import load_pack
 from tasks.settings import load_settings
 from tasks.state.journal import Journal
@@ -29,37 +31,36 @@ def _ids(text: str) -> set[str]:
     return set(filter(None, str(text).split(";")))
 
 
-def _vault_of(item_id: str) -> str:
-    return item_id[: item_id.lower().index("/backupfabrics")]
-
-
-def test_rescoring_through_arm_gives_the_assessments_verdict_for_every_case(tmp_path):
+def test_the_chunk_look_gives_the_assessments_verdict_for_every_case(tmp_path):
     fleet, cases = build()
-    items = {r["properties"]["friendlyName"]: r for r in fleet["resources"]
-             if r["type"].lower().endswith("/protecteditems")
-             and r["properties"]["protectionState"] not in ("ProtectionStopped",)}
     settings = load_settings(environ={}, flags={"state_store": f"sqlite:///{tmp_path}/s.db"})
+    vms = [r for r in fleet["resources"] if r["type"] == "Microsoft.Compute/virtualMachines"]
+    items = {r["properties"]["sourceResourceId"].lower(): r for r in fleet["resources"]
+             if r["type"].lower().endswith("/protecteditems")}
     wrong, checked = [], 0
     with emulated(settings, fleet) as (_emu, emu_settings):
         access = AzureAccess(emu_settings)
         rescorer = Rescorer(access, emu_settings, load_pack(emu_settings.rules))
-        looks, want = [], []
+        read = getattr(collect, "collect_vm_rows", look._collect_vm_rows)
+        subscriptions = sorted({vm["id"].split("/")[2].lower() for vm in vms})
+        batch = read(access.resource_graph(), subscriptions, [vm["id"] for vm in vms],
+                     gate=QuotaGate())
+        assert batch.error is None
+        policies: dict[str, dict] = {}
+        skus: list[tuple] = []
+        for vm in vms:
+            item = items.get(vm["id"].lower())
+            if item is not None and item["properties"].get("policyId"):
+                vault = item["id"][: item["id"].lower().index("/backupfabrics")]
+                policies.update(rescorer.policy(item["properties"]["policyId"], vault))
+            skus += rescorer.size_rows(vm["id"].split("/")[2], vm["location"],
+                                       vm["properties"]["hardwareProfile"]["vmSize"])
+        scored = rescorer.judge.scored(batch.rows, policies, skus)
+        by_name = scored.set_index("vm_name")
         for case in cases:
-            item_row = items.get(case.name)
-            if item_row is None:
+            if case.name not in by_name.index:
                 continue
-            vm_id = item_row["properties"]["sourceResourceId"]
-            sub = vm_id.split("/")[2]
-            vm = compute.get_vm(access.compute(sub), vm_id)
-            item = backup.get_item(access.backup(sub), backup.item_ref(item_row["id"]))
-            # The plan carries the rule ids the assessment found (the SQL registration, a
-            # resource of another provider, is known through them).
-            looks.append(rescorer.facts(vm, item, vault_id=_vault_of(item_row["id"]),
-                                       planned_warnings=";".join(case.warnings)))
-            want.append(case)
-        scored = rescorer.scored(looks)
-        for look, case in zip(looks, want, strict=True):
-            row = scored.loc[look.vm_key]
+            row = by_name.loc[case.name]
             got = (row["readiness"], _ids(row["blockers"]), _ids(row["warnings"]),
                    _ids(row["unknowns"]), _ids(row["infos"]))
             expected = (case.readiness, set(case.blockers), set(case.warnings),
@@ -69,54 +70,6 @@ def test_rescoring_through_arm_gives_the_assessments_verdict_for_every_case(tmp_
                 wrong.append(f"{case.name}: got {got}, want {expected}")
     assert checked >= 30
     assert not wrong, "\n".join(wrong)
-
-
-def _wait_until(condition, timeout: float = 10.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.001)
-
-
-def test_threads_scoring_at_once_share_rounds_and_each_gets_its_own_answer():
-    import threading
-
-    rounds: list[int] = []
-    gate = threading.Event()
-
-    def work(batch: list[int]) -> list[int]:
-        rounds.append(len(batch))
-        gate.wait(5)  # hold the first round so the other threads pile up behind it
-        return [n * 10 for n in batch]
-
-    coalescer = Coalescer(work)
-    results: dict[int, int] = {}
-
-    def ask(n: int) -> None:
-        results[n] = coalescer.submit(n)
-
-    first = threading.Thread(target=ask, args=(0,))
-    first.start()
-    _wait_until(lambda: rounds)
-    others = [threading.Thread(target=ask, args=(n,)) for n in range(1, 9)]
-    for t in others:
-        t.start()
-    _wait_until(lambda: len(coalescer._pending) == 8)
-    gate.set()
-    for t in [first, *others]:
-        t.join(10)
-    assert results == {n: n * 10 for n in range(9)}
-    assert rounds == [1, 8]
-
-
-def test_a_failing_round_fails_every_request_in_it():
-    def work(batch: list[int]) -> list[int]:
-        raise ValueError("bug")
-
-    with pytest.raises(ValueError, match="bug"):
-        Coalescer(work).submit(1)
 
 
 # -- a wave meets VMs changed since the plan ---------------------------------------------------
@@ -183,93 +136,3 @@ def test_vms_changed_since_the_plan_are_left_where_they_are_and_the_rest_move(pr
         assert "SIZE_NOT_PREMIUM_CAPABLE" in report.loc[resized, "error_message"]
 
 
-def _facts_of(access: AzureAccess, rescorer: Rescorer, items: list[dict]) -> list:
-    """What the last look reads for each item's VM, through ARM."""
-    facts = []
-    for row in items:
-        vm_id = row["properties"]["sourceResourceId"]
-        sub = vm_id.split("/")[2]
-        vm = compute.get_vm(access.compute(sub), vm_id)
-        item = backup.get_item(access.backup(sub), backup.item_ref(row["id"]))
-        facts.append(rescorer.facts(vm, item, vault_id=_vault_of(row["id"])))
-    return facts
-
-
-def test_scoring_in_its_own_process_gives_the_same_verdicts(tmp_path):
-    fleet, _cases = build()
-    settings = load_settings(environ={}, flags={"state_store": f"sqlite:///{tmp_path}/s.db"})
-    items = [r for r in fleet["resources"] if r["type"].lower().endswith("/protecteditems")]
-    with emulated(settings, fleet) as (_emu, emu_settings):
-        access = AzureAccess(emu_settings)
-        here = Rescorer(access, emu_settings, load_pack(emu_settings.rules))
-        there = Rescorer(access, emu_settings, load_pack(emu_settings.rules), process=True)
-        try:
-            looks = _facts_of(access, here, items)
-            local = here._work(looks)
-            remote = there._work(looks)
-            assert there._pool is not None  # it really ran in the other process
-        finally:
-            there.close()
-    assert remote == local
-    assert sum(v is None for v in local) >= 5 and sum(v is not None for v in local) >= 20
-
-
-DIES_WITH_PARENT = """
-import os, sys, time
-from tasks.migration.rescore import Rescorer
-from tasks.rules.engine import load_pack
-from tasks.settings import load_settings
-settings = load_settings(environ={}, flags={})
-rescorer = Rescorer(None, settings, load_pack(settings.rules), process=True)
-print(rescorer._pool.submit(os.getpid).result(), flush=True)
-time.sleep(120)
-"""
-
-
-def test_the_scoring_process_does_not_outlive_a_killed_runner():
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    runner = subprocess.Popen([sys.executable, "-c", DIES_WITH_PARENT], stdout=subprocess.PIPE,
-                              text=True, cwd=os.getcwd())
-    try:
-        child = int(runner.stdout.readline())
-        os.kill(child, 0)  # alive while the runner is
-        runner.send_signal(signal.SIGKILL)
-        runner.wait(10)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(child, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-        else:
-            os.kill(child, signal.SIGKILL)
-            raise AssertionError("the scoring process outlived its runner")
-    finally:
-        runner.kill()
-
-
-def test_a_scoring_process_that_dies_mid_wave_is_replaced_by_scoring_here(tmp_path):
-    import os
-    import signal
-
-    fleet = small_fleet(vms_per_sub=2)
-    settings = load_settings(environ={}, flags={"state_store": f"sqlite:///{tmp_path}/s.db"})
-    items = [r for r in fleet["resources"] if r["type"].lower().endswith("/protecteditems")]
-    with emulated(settings, fleet) as (_emu, emu_settings):
-        access = AzureAccess(emu_settings)
-        rescorer = Rescorer(access, emu_settings, load_pack(emu_settings.rules), process=True)
-        try:
-            looks = _facts_of(access, rescorer, items)
-            first = rescorer._work(looks)
-            os.kill(rescorer._pool.submit(os.getpid).result(), signal.SIGKILL)
-            again = rescorer._work(looks)
-            assert rescorer._pool is None  # scored here from now on
-        finally:
-            rescorer.close()
-    assert again == first == [None] * len(items)

@@ -268,3 +268,34 @@ def test_a_vm_with_a_backup_running_is_left_alone_and_moved_by_a_later_run(prefe
             time.sleep(0.5)
         again = run_wave(settings, plan_id, 1, execute=True, out_dir=tmp_path / "out")
         assert again.counts == {"done": 1}
+
+
+def test_two_vms_sharing_a_name_in_one_vault_are_told_apart_by_their_job_ids(prefect_api,
+                                                                           tmp_path):
+    """The engine follows each VM's ConfigureBackup job in the vault's job list by the id its
+    operation named: two VMs of one vault named alike (other resource groups) never take each
+    other's outcome."""
+    from tests.fleets import SUB_A, make_item, make_vm
+
+    fleet = small_fleet(vms_per_sub=1)
+    vault = next(r for r in fleet["resources"]
+                 if r["type"] == "Microsoft.RecoveryServices/vaults" and SUB_A in r["id"])
+    policy = next(r for r in fleet["resources"] if r["name"] == "enhanced-daily"
+                  and r["id"].startswith(vault["id"]))
+    twins = []
+    for rg in ("rg-app", "rg-other"):
+        vm, disks = make_vm(SUB_A, rg, "vm-twin")
+        twins.append(vm["id"])
+        fleet["resources"] += [vm, *disks, make_item(vault, vm, policy)]
+    failing = twins[1]
+    with planned(tmp_path, fleet, EmulatorConfig(operation_seconds=0.2),
+                 Faults(fail_jobs_for=[failing]), waves=(1,)) as (_emu, settings, engine,
+                                                                  plan_id):
+        outcome = run_wave(settings, plan_id, 1, execute=True, out_dir=tmp_path / "out",
+                           max_failures="100%")
+        entries = Journal(engine, plan_id).entries(1).set_index("vm_id")
+        assert entries.loc[twins[0], "status"] == "done"
+        assert entries.loc[failing, "status"] == "rolled_back"
+        assert outcome.counts == {"done": len(entries) - 1, "rolled_back": 1}
+        # Each journal names its own VM's job: the twins' job ids differ.
+        assert set(entries.loc[twins[0], "job_ids"]).isdisjoint(entries.loc[failing, "job_ids"])

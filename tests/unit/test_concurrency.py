@@ -4,6 +4,8 @@ rate drops to what Azure took), then grows back slowly; never above its ceiling.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from tasks.migration.concurrency import COOL_DOWN_S, InFlight, Limits, SubscriptionLimit
 
 
@@ -50,7 +52,7 @@ def test_changes_go_out_no_faster_than_the_learned_rate():
         at = limit.next_change_at(now)
         limit.sent_change(at)
         sent.append(at)
-    gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(sent)]
     assert min(gaps) >= 1 / limit.rate * 0.99
 
 
