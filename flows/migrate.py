@@ -2,9 +2,9 @@
 
 A wave is a Prefect flow; it only orchestrates. Before any VM the runner takes the wave's lease
 in the state store (a second runner is refused; a dead one's lease is taken over), then one
-task makes sure the wave's target policies exist (``tasks/migration/targets.py``), and one task
-runs the wave engine over the VMs (``tasks/migration/engine.py``: thousands in flight on a few
-threads, the VMs a stopped runner left in progress reconciled first). What a VM's journal
+task runs the wave engine (``tasks/migration/engine.py``: thousands of VMs in flight on a few
+threads; each vault's target policies made first, ``tasks/migration/targets.py``; the VMs a
+stopped runner left in progress reconciled). What a VM's journal
 status means for this run, the failure gate, the limits and the dry run's verdicts are
 decided in ``tasks/migration/``.
 
@@ -134,7 +134,6 @@ def _execute(settings: Settings, engine: Any, access: Any, plan: Any, wave: int,
 
     from reports.wave_report import write_wave_report
     from tasks.migration import work as plan_work
-    from tasks.migration.targets import ensure_targets
     from tasks.state.journal import Journal
     from tasks.state.leases import acquire_wave_lease
     from tasks.state.plans import set_wave_status
@@ -157,23 +156,11 @@ def _execute(settings: Settings, engine: Any, access: Any, plan: Any, wave: int,
         progress.stage("vms", f"wave {wave}", total)
         counter = _Counter(total, progress, artifact, update_progress_artifact, logger)
 
-        # 1. The target policies, before any VM moves; a vault whose policy cannot be made
-        #    keeps its VMs where they are, each skipped with the reason.
+        # The VMs: those a stopped runner left in flight reconciled from what Azure shows
+        # now; the wave's, each vault's once its target policies are in place (a vault whose
+        # policy cannot be made keeps its VMs where they are, each skipped with the reason),
+        # under the wave's limits and its failure gate.
         to_move = work["move"]
-        unavailable = task(ensure_targets, name="ensure-target-policies",
-                           cache_policy=NO_CACHE)(access, to_move, logger.info)
-        if unavailable:
-            blocked = to_move["vault_id"].str.lower().isin(set(unavailable))
-            batch = journal.batch()
-            for vm in plan_work.vm_plans(to_move[blocked.to_numpy()]):
-                code, why = unavailable[vm.vault_id.lower()]
-                batch.skip(vm.vm_key, why, code=code)
-                counter(plan_work.skipped(vm, code=code, why=why))
-            batch.commit()
-            to_move = to_move[~blocked.to_numpy()]
-
-        # 2. The VMs: those a stopped runner left in flight reconciled from what Azure shows
-        #    now, then the wave's, under its limits and its failure gate.
         entries = journal.entries(wave).set_index("vm_key")
         reconcile = []
         for vm in plan_work.vm_plans(work["reconcile"]):
@@ -183,8 +170,8 @@ def _execute(settings: Settings, engine: Any, access: Any, plan: Any, wave: int,
         gate = plan_work.wave_gate(settings, journal, len(to_move), max_failures=max_failures,
                                    cumulative=cumulative)
         _, figures = task(plan_work.run_vms, name="move-vms", cache_policy=NO_CACHE)(
-            access, journal, settings, plan, plan_work.vm_plans(to_move), reconcile, gate,
-            verify=verify, log=logger.info, on_outcome=counter)
+            access, journal, settings, plan, to_move, reconcile, gate, verify=verify,
+            log=logger.info, on_outcome=counter)
         stats.update(figures)
         logger.info(plan_work.curve_line(figures.get("in_flight_curve", [])))
         logger.info(plan_work.pacing_line(access.pacing_stats()))

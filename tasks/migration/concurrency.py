@@ -7,13 +7,17 @@ Recovery Services throttles some actions on its own (``ResourceRequestsThrottled
 Microsoft does not publish (api-notes section 5), and no per-vault concurrency figure exists
 either. So each subscription's in-flight limit adapts:
 
-- it starts small and grows by one for every change Azure accepts while nothing is throttled
+- it starts small and grows by one for every change Azure accepts while nothing was throttled
   (doubling about every round trip, as TCP's slow start), up to the configured ceilings;
-- a 429 for a change (ARM's or the provider's) cuts it to 80 % of what was in flight at most
-  once per ``COOL_DOWN_S``, and remembers the change rate Azure accepted just before: new
-  changes then go out at 90 % of that rate (so the cut acts at once, not a change-latency
-  later), and both grow back slowly (5 % per ``PROBE_S`` without throttling) to find the limit
-  again if it moved.
+- a throttled change (ARM's 429 or the provider's) sets the subscription's change rate to 90 %
+  of what Azure took over the last ``RATE_WINDOW_S`` (at most once per ``COOL_DOWN_S``), so
+  the cut acts at once rather than a change-latency later, and the limit shrinks to what that
+  rate keeps in flight (rate x the changes' mean duration, with ``HEADROOM``), never above what
+  it was;
+- without throttling the rate probes upwards (``PROBE_GROWTH`` every ``PROBE_S``) and the limit
+  follows it, so a limit that moved is found again; after ``RECOVERY_S`` without any throttle
+  the rate is dropped and the limit grows as at the start (throttling that stopped costs
+  half a minute, not the slow climb of the probes).
 
 The curve of in flight and the limits is kept for the wave report and the log.
 """
@@ -26,13 +30,14 @@ from collections import deque
 from dataclasses import dataclass, field
 
 START = 8  # VMs per subscription at the start
-CUT = 0.8
 COOL_DOWN_S = 5.0
 RATE_WINDOW_S = 10.0
 RATE_SHARE = 0.9
-PROBE_S = 5.0
-PROBE_GROWTH = 1.05
-AVOIDANCE_STEP = 0.25  # growth per accepted change once a throttle was seen
+MIN_RATE = 0.1
+PROBE_S = 3.0
+PROBE_GROWTH = 1.03
+HEADROOM = 1.2
+RECOVERY_S = 30.0
 
 
 @dataclass
@@ -44,9 +49,9 @@ class SubscriptionLimit:
     limit: float = 0.0
     rate: float | None = None  # changes per second Azure took without throttling; None: any
     throttled: int = 0
-    seen_throttle: bool = False
     _accepted: deque[float] = field(default_factory=deque)
     _last_cut: float = -math.inf
+    _last_throttle: float = -math.inf
     _last_probe: float = 0.0
     _next_change_at: float = 0.0
 
@@ -65,29 +70,37 @@ class SubscriptionLimit:
         span = max(1.0, now - self._accepted[0])
         return len(self._accepted) / span
 
-    def accepted(self, now: float) -> None:
-        """Azure took a change (its 202)."""
+    def _follow_rate(self, change_s: float) -> float:
+        assert self.rate is not None
+        return min(float(self.ceiling), max(float(self.start), self.rate * change_s * HEADROOM))
+
+    def accepted(self, now: float, change_s: float = 0.0) -> None:
+        """Azure took a change (its 202); ``change_s``: the changes' mean duration so far."""
         self._accepted.append(now)
-        if now - self._last_cut < COOL_DOWN_S:
+        if self.rate is not None and now - self._last_throttle >= RECOVERY_S:
+            self.rate = None  # no throttle for a while: grow as at the start
+        if self.rate is None:  # nothing throttled (lately): slow start
+            self.limit = min(float(self.ceiling), self.limit + 1.0)
             return
-        step = AVOIDANCE_STEP if self.seen_throttle else 1.0
-        self.limit = min(float(self.ceiling), self.limit + step)
-        if self.rate is not None and now - self._last_probe >= PROBE_S:
+        if now - self._last_cut >= COOL_DOWN_S and now - self._last_probe >= PROBE_S:
             self.rate *= PROBE_GROWTH
             self._last_probe = now
+        self.limit = self._follow_rate(change_s)
 
-    def throttle(self, now: float, in_flight: int) -> bool:
-        """A change was throttled; True when this cut the limit (once per cool-down)."""
+    def throttle(self, now: float, in_flight: int, change_s: float = 0.0) -> bool:
+        """A change was throttled; True when this cut the rate and limit (once per
+        cool-down)."""
         self.throttled += 1
-        self.seen_throttle = True
+        self._last_throttle = now
         if now - self._last_cut < COOL_DOWN_S:
             return False
         recent = self._recent_rate(now)
-        self.limit = max(1.0, min(self.limit, in_flight * CUT))
         if recent > 0:
-            self.rate = max(0.1, recent * RATE_SHARE)
-        elif self.rate is not None:
-            self.rate = max(0.1, self.rate * CUT)
+            self.rate = max(MIN_RATE, recent * RATE_SHARE)
+        else:
+            self.rate = max(MIN_RATE, (self.rate or 1.0) * RATE_SHARE)
+        self.limit = min(self.limit, float(max(in_flight, self.start)),
+                         self._follow_rate(change_s))
         self._last_cut = self._last_probe = now
         return True
 

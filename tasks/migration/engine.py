@@ -74,6 +74,7 @@ LOOK_MIN_CHUNK = 50
 # only keeps one subscription's waiting calls from taking every worker).
 CALLS_PER_KIND = 8
 SLOW_WORKERS = 16
+POLICY_WORKERS = 16  # target policies made at once (each waits tens of seconds for Azure)
 JOURNAL_FLUSH_S = 0.2
 ITEMS_PAGE = 200  # ARM list page size the emulator and Recovery Services use (unverified)
 JOB_MARGIN = timedelta(minutes=5)  # clock skew allowed in the job list's startTime filter
@@ -172,19 +173,28 @@ class WaveEngine:
         self._stop_now = False
         self._slow = ThreadPoolExecutor(max_workers=SLOW_WORKERS, thread_name_prefix="vm-slow")
         self._look_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="look")
+        self._policy_pool = ThreadPoolExecutor(max_workers=POLICY_WORKERS,
+                                               thread_name_prefix="policy")
+        self._vault_pending: dict[str, int] = {}  # vault -> its target policies not ready yet
+        self._vault_blocked: dict[str, tuple[str, str]] = {}  # vault -> (code, reason)
         self._last_line = 0.0
         self._admissions: deque[float] = deque()  # when VMs started, the last minute
-        # Mean seconds from a change's 202 to its job's end (a running mean); until one ends,
-        # the first Retry-After seen (Azure's guess at the wait) or ten polls.
+        # Mean seconds a VM holds its slot, admission to verified (a running mean); until one
+        # is verified, the first Retry-After seen (Azure's guess at the wait) or ten polls.
         self._change_s = 10 * self.poll_interval
         self._changes_seen = 0
 
     # -- running ------------------------------------------------------------------------------
 
-    def run(self, vms: list[VmPlan], reconcile: list[tuple[VmPlan, Any]] = ()) -> list[VmOutcome]:
-        """Move ``vms`` (plan order) after reconciling ``reconcile`` (VM, journal entry) pairs;
-        return every VM's outcome. Returns when every VM finished or, once the gate stopped
-        new starts, when those in flight finished."""
+    def run(self, vms: list[VmPlan], reconcile: list[tuple[VmPlan, Any]] = (), *,
+            targets: list[Any] = (),
+            ensure: Callable[[Any], tuple[str, str] | None] | None = None) -> list[VmOutcome]:
+        """Move ``vms`` (plan order) and reconcile ``reconcile`` (VM, journal entry) pairs;
+        return every VM's outcome. ``targets`` (each with a ``vault_id``) are the policies the
+        VMs move to, made by ``ensure`` side by side while the first looks run: a vault's VMs
+        start once its targets are in place, and are skipped with the reason ``ensure`` gives
+        when one cannot be made. Returns when every VM finished or, once the gate stopped new
+        starts, when those in flight finished."""
         import contextvars
 
         self._ctx = contextvars.copy_context()
@@ -201,6 +211,7 @@ class WaveEngine:
         if pacer is not None:  # throttles are this engine's to wait out (throttling.py)
             pacer.provider_holds = False
         try:
+            self._prepare(targets, ensure)
             for vm, entry in reconcile:
                 flight = self._flight(vm)
                 flight.counts = False
@@ -221,6 +232,7 @@ class WaveEngine:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._slow.shutdown(wait=True, cancel_futures=True)
             self._look_pool.shutdown(wait=True, cancel_futures=True)
+            self._policy_pool.shutdown(wait=True, cancel_futures=True)
         self.stats.peak_in_flight = self.flow.peak
         self.flow.point(force=True)
         self.stats.curve = list(self.flow.curve)
@@ -405,6 +417,48 @@ class WaveEngine:
             self.log(f"{flight.vm.vm_name}: {status}{detail}")
         return outcome
 
+    # -- target policies ----------------------------------------------------------------------
+
+    def _prepare(self, targets: list[Any], ensure: Any) -> None:
+        if not targets or ensure is None:
+            return
+        for target in targets:
+            vault = target.vault_id.lower()
+            self._vault_pending[vault] = self._vault_pending.get(vault, 0) + 1
+
+            def work(target: Any = target) -> None:
+                try:
+                    result: Any = self._ctx.copy().run(ensure, target)
+                except BaseException as err:
+                    result = err
+                self._post(self._target_done, target, result)
+
+            self._policy_pool.submit(work)
+
+    def _target_done(self, target: Any, result: Any) -> None:
+        vault = target.vault_id.lower()
+        self._vault_pending[vault] -= 1
+        if isinstance(result, WaveStop):
+            self._error = result  # the identity may not write: every VM would meet it
+            return
+        if isinstance(result, BaseException):
+            raise result
+        if result is not None and vault not in self._vault_blocked:
+            self._vault_blocked[vault] = result
+            self.log(result[1])
+            lane = self._ready.pop(vault, None) or deque()
+            self._ready_count -= len(lane)
+            for flight in lane:
+                self._skip_unstarted(flight, *result)
+
+    def _blocked(self, flight: Flight) -> bool:
+        """Skip a VM whose vault's target policy could not be made."""
+        found = self._vault_blocked.get(flight.vault)
+        if found is None:
+            return False
+        self._skip_unstarted(flight, *found)
+        return True
+
     # -- looking ----------------------------------------------------------------------------------
 
     def _want_ready(self, now: float) -> int:
@@ -424,7 +478,11 @@ class WaveEngine:
         if self._ready_count >= want // 2:
             return
         size = min(LOOK_CHUNK, max(LOOK_MIN_CHUNK, want - self._ready_count))
-        chunk = [self._queued.popleft() for _ in range(min(size, len(self._queued)))]
+        chunk = [flight for flight in (self._queued.popleft()
+                                       for _ in range(min(size, len(self._queued))))
+                 if not self._blocked(flight)]
+        if not chunk:
+            return
         for flight in chunk:
             flight.state = "looking"
         self._looking += 1
@@ -460,6 +518,8 @@ class WaveEngine:
         for flight in chunk:
             found: LastLook = looks[flight.vm.vm_key]
             flight.look, flight.look_at = found, now
+            if self._blocked(flight):
+                continue
             if found.skip:
                 self._skip_unstarted(flight, *found.skip, throttled=found.throttled,
                                      message=found.error)
@@ -499,7 +559,7 @@ class WaveEngine:
                 turns -= 1
                 continue
             flight = lane[0]
-            if not self.flow.room(flight.sub, vault):
+            if self._vault_pending.get(vault) or not self.flow.room(flight.sub, vault):
                 idle += 1
                 continue
             idle = 0
@@ -641,7 +701,8 @@ class WaveEngine:
         now = self.clock()
         limit = self.flow.limit(flight.sub)
         if answer.throttled:
-            if limit.throttle(now, self.flow.by_subscription.get(flight.sub, 0)):
+            if limit.throttle(now, self.flow.by_subscription.get(flight.sub, 0),
+                              self._change_s):
                 self.log(f"subscription {flight.sub}: throttled ({answer.code}); in flight "
                          f"limit now {limit.allowed}, changes at most "
                          f"{limit.rate or 0:.1f}/s")
@@ -667,7 +728,7 @@ class WaveEngine:
             started = flight.started or datetime.now(UTC)
             self._slow_call(flight, lambda: self.mover._refused(vm, client, ref, err, started))
             return
-        limit.accepted(now)
+        limit.accepted(now, self._change_s)
         flight.tries = 0
         flight.put_at = datetime.now(UTC)
         flight.deadline = now + (self.irreversible_timeout if vm.irreversible else self.timeout)
@@ -746,9 +807,9 @@ class WaveEngine:
     # -- 6. jobs and 7. verification, in bulk per vault ----------------------------------
 
     def _learn_duration(self, flight: Flight) -> None:
-        if flight.put_at is None:
-            return
-        took = (datetime.now(UTC) - flight.put_at).total_seconds()
+        """How long a VM holds its slot, admission to verified: with a change rate, what the
+        wave keeps in flight (Little's law), and how far apart a vault's lists may be."""
+        took = self.clock() - flight.admitted_at
         self._changes_seen += 1
         self._change_s += (took - self._change_s) / min(self._changes_seen, 100)
 
@@ -881,7 +942,6 @@ class WaveEngine:
                     continue
                 self._unwait(flight)
                 if state == "job":
-                    self._learn_duration(flight)
                     self._batch.step(flight.vm.vm_key, "operation_done", job_id=flight.job_id)
                     self._to_verify(flight)
                 else:
@@ -964,6 +1024,7 @@ class WaveEngine:
             return
         self._batch.step(vm.vm_key, "verified")
         self.mover._last[vm.vm_key] = "verified"
+        self._learn_duration(flight)
         job_ids = [flight.job_id] if flight.job_id else []
         if self.verify == "backup":
             flight.configure_job = flight.job_id

@@ -4,7 +4,6 @@ The flow (``flows/migrate.py``) only orchestrates these."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -94,12 +93,6 @@ def wave_gate(settings: Settings, journal: Any, moving: int, *, max_failures: st
         earlier_failures=plan_failures(journal), earlier_started=earlier_started)
 
 
-def skipped(vm: VmPlan, *, code: str, why: str) -> VmOutcome:
-    """The outcome of a VM left where it is before anything was tried."""
-    now = datetime.now(UTC)
-    return VmOutcome(vm.vm_key, vm.vm_name, "skipped", now, now, [], code, why)
-
-
 def pacing_line(stats: dict[str, Any]) -> str:
     """One log line on how the wave kept under ARM's buckets (the 429s it still met)."""
     if not stats.get("enabled"):
@@ -119,14 +112,18 @@ def curve_line(curve: list[tuple[float, int, int]], points: int = 12) -> str:
     return "in flight (s: VMs/allowed): " + ", ".join(f"{t:g}: {n}/{a}" for t, n, a in picked)
 
 
-def run_vms(access: Any, journal: Any, settings: Settings, plan: Any, move: list[VmPlan],
+def run_vms(access: Any, journal: Any, settings: Settings, plan: Any, to_move: pd.DataFrame,
             reconcile: list[tuple[VmPlan, Any]], gate: Gate, *, verify: str | None,
             log: Any, on_outcome: Any) -> tuple[list[VmOutcome], dict[str, Any]]:
-    """Move ``move`` and reconcile ``reconcile`` with the wave engine; the outcomes and the
-    engine's figures (in-flight curve, Resource Graph requests, throttles)."""
+    """Move ``to_move`` (their target policies made first, vault by vault) and reconcile
+    ``reconcile`` with the wave engine; the outcomes and the engine's figures (in-flight
+    curve, Resource Graph requests, throttles)."""
+    from functools import partial
+
     from .engine import WaveEngine
     from .look import ChunkLook
     from .move import Mover
+    from .targets import ensure_target, wave_targets
 
     cfg = move_config(settings, verify)
     rescorer = rescorer_for(settings, access, plan)
@@ -136,5 +133,6 @@ def run_vms(access: Any, journal: Any, settings: Settings, plan: Any, move: list
                         verify=cfg.verify, poll_interval=cfg.poll_interval, timeout=cfg.timeout,
                         irreversible_timeout=cfg.irreversible_timeout,
                         backup_timeout=cfg.backup_timeout, on_outcome=on_outcome, log=log)
-    outcomes = engine.run(move, reconcile)
+    outcomes = engine.run(vm_plans(to_move), reconcile, targets=wave_targets(to_move),
+                          ensure=partial(ensure_target, access, log=log))
     return outcomes, engine.stats.as_dict()

@@ -138,37 +138,42 @@ def test_a_thousand_vms_in_flight_survive_a_killed_runner_and_resume(prefect_api
 
 
 def test_in_flight_shrinks_under_provider_throttling_and_grows_back(prefect_api, tmp_path):
-    config = EmulatorConfig(operation_seconds=3, job_seconds=3)
-    with _world(tmp_path, 200, config, Faults(), **{"throttles.max_parallel": 400,
-                                                  "throttles.per_vault": 400}) as (
+    # Recovery Services takes 3 changes a second per subscription (ARM would take 10): the
+    # wave must find that, hold fewer VMs in flight, and hold more again once it is lifted.
+    config = EmulatorConfig(operation_seconds=6, job_seconds=6)
+    throttled = Faults(provider_write_rate=3.0, provider_write_burst=3,
+                       provider_throttle_retry_after=2)
+    with _world(tmp_path, 300, config, throttled, **{"throttles.max_parallel": 600,
+                                                     "throttles.per_vault": 600}) as (
             emu, settings, engine, plan_id):
         journal = Journal(engine, plan_id)
         stop = threading.Event()
+        lifted = []
 
-        def throttle_once_the_wave_runs() -> None:
-            # Recovery Services' own throttling (ResourceRequestsThrottled) for a while, once
-            # the wave has grown: the next 150 requests to it are refused.
-            while not stop.is_set() and journal.counts(1)["in_progress"] < 150:
-                time.sleep(0.05)
+        def lift_once_half_is_done() -> None:
+            while not stop.is_set() and journal.counts(1)["done"] < 200:
+                time.sleep(0.1)
             requests.post(f"{emu.endpoint}/_emulator/faults", verify=str(emu.ca_bundle),
-                          json={"provider_throttle_next": 150,
-                                "provider_throttle_retry_after": 1}, timeout=10)
+                          json={"provider_write_rate": None}, timeout=10).raise_for_status()
+            lifted.append(time.monotonic())
 
-        watcher = threading.Thread(target=throttle_once_the_wave_runs, daemon=True)
+        watcher = threading.Thread(target=lift_once_half_is_done, daemon=True)
+        started = time.monotonic()
         watcher.start()
         try:
             outcome = run_wave(settings, plan_id, 1, execute=True, out_dir=tmp_path / "out")
         finally:
             stop.set()
             watcher.join(timeout=10)
-        assert outcome.counts == {"done": 400}, outcome.counts  # throttling never fails a VM
+        assert outcome.counts == {"done": 600}, outcome.counts  # throttling never fails a VM
+        assert outcome.stats["throttled"] > 0 and lifted
         curve = outcome.stats["in_flight_curve"]
-        allowed = [a for _t, _n, a in curve]
-        top = allowed.index(max(allowed[: len(allowed) // 2 + 1]))
-        low = min(allowed[top:])
-        assert outcome.stats["throttled"] > 0
-        assert low < allowed[top], "the limit never shrank under throttling"
-        after_low = allowed[allowed.index(low, top):]
-        assert max(after_low) > low, "the limit never grew back"
+        lift_at = lifted[0] - started
+        before = [a for t, _n, a in curve if t < lift_at]
+        after = [a for t, _n, a in curve if t >= lift_at]
+        peak = max(before)
+        low = min(before[before.index(peak):])
+        assert low < peak, "the limit never shrank under throttling"
+        assert max(after) > 1.5 * low, "the limit never grew back once throttling stopped"
         shown = pd.read_csv(tmp_path / "out" / "wave-1-in-flight.csv")
         assert list(shown.columns) == ["seconds", "in_flight", "allowed"] and len(shown) > 3

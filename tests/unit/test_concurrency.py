@@ -22,23 +22,24 @@ def test_the_limit_doubles_while_changes_are_taken_and_stops_at_its_ceiling():
     assert limit.allowed == 100 and limit.rate is None
 
 
-def test_a_throttle_cuts_the_limit_and_the_rate_once_per_cool_down_then_both_grow_back():
+def test_a_throttle_cuts_the_rate_to_what_azure_took_and_the_limit_to_what_it_keeps_in_flight():
     limit = SubscriptionLimit(ceiling=1000, start=8)
     now = 0.0
     for _ in range(200):  # 20 changes a second taken
         now += 0.05
-        limit.accepted(now)
-    assert limit.throttle(now, in_flight=150)
-    assert limit.allowed == 120  # 80 % of what was in flight
+        limit.accepted(now, change_s=5.0)
+    assert limit.allowed == 208
+    assert limit.throttle(now, in_flight=150, change_s=5.0)
     assert limit.rate is not None and 17 < limit.rate < 19  # 90 % of the 20/s taken
-    assert not limit.throttle(now + 1, in_flight=120)  # within the cool-down: no second cut
-    assert limit.allowed == 120
-    cut_rate = limit.rate
+    # What that rate keeps in flight with 5-s changes, with 20 % headroom: about 108.
+    assert 100 < limit.allowed < 115
+    assert not limit.throttle(now + 1, in_flight=120, change_s=5.0)  # within the cool-down
+    cut_rate, cut_limit = limit.rate, limit.allowed
     now += COOL_DOWN_S
-    for _ in range(100):
+    for _ in range(100):  # no more throttling: both probe upwards
         now += 0.1
-        limit.accepted(now)
-    assert limit.allowed > 120 and limit.rate > cut_rate  # probing for the limit again
+        limit.accepted(now, change_s=5.0)
+    assert limit.rate > cut_rate and limit.allowed > cut_limit
 
 
 def test_changes_go_out_no_faster_than_the_learned_rate():
