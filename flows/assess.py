@@ -140,8 +140,9 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
                 chain.append(stage_task.submit(access, group, names, gate,
                                                wait_for=chain[-1:]))
             chains.append(chain)
-        stage_of = {names: i for i, names in enumerate(STAGES)}
-        items_stage, vms_stage = stage_of[("protected_items",)], stage_of[("vms",)]
+        # The stage whose rows hold the VMs and their protected items.
+        vms_stage = next(i for i, names in enumerate(STAGES) if "vms_with_items" in names)
+        items_stage = vms_stage
 
         # Policies as soon as a batch's protected items are known, sizes once its VMs are.
         arm_futures = []

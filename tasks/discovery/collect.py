@@ -1,19 +1,30 @@
 """Read a batch of subscriptions through Resource Graph: the raw rows discovery needs.
 
-Five queries (``queries/*.kql``); the three per-VM ones cost about one request per 1,000 VMs
-each, the other two a request or so. They run in stages, one query at a time per batch (one
-query alone already keeps the quota busy), so that the ARM work a stage unlocks (policies once
-protected items are known, VM sizes once VMs are) overlaps with the next stage instead of
-waiting for all.
+Three queries (``queries/*.kql``), each page one unit of the per-user quota:
+
+- ``vaults_and_special_disks``: vaults and the few disks whose settings block crash-consistent
+  backup (a request or so);
+- ``vms_with_items``: one row per VM with its protected items and SQL registration joined on
+  (about one request per 1,000 VMs: the page floor);
+- ``disk_check``: the referenced disks whose resource is absent or sized otherwise (one
+  request; a summarize kept under one page).
+
+Every other disk is as its VM describes it, so the inventory needs no row per disk. They run in
+stages, one query at a time per batch (one query alone already keeps the quota busy); the rows
+are handed on in the shapes ``inventory.build`` has always read (``vms``, ``protected_items``,
+``vaults_and_sql``, ``special_disks``), plus ``disk_check``.
 
 Every page is its own query in Azure (MD ``concepts/paging-results.md``, "Pagination in dynamic
 environments"), so plain queries are read with ``read_all`` (overlapping ``$skip`` pages, each
-``id`` once, repeats counted), and the one ``summarize`` (``attached_disks``) is never paged:
-Resource Graph serves a summarize as its first page only ("Simplified first page only", MD
-``concepts/query-language.md``). Past one page it is asked in hash slices of the VM id that each
-fit a page; a slice that still comes back cut is split in two. If Resource Graph refuses the
-slices (that ARG accepts Kusto's ``hash()`` is unverified), the disks are read as plain rows and
-grouped per VM here.
+row key once, repeats counted), and a ``summarize`` is never paged: Resource Graph serves it as
+its first page only ("Simplified first page only", MD ``concepts/query-language.md``). A
+``disk_check`` that comes back cut is answered by the disks' plain rows instead, grouped per VM
+here (``attached_disk_rows``). The older per-disk ``attached_disks`` summarize, asked in hash
+slices that each fit a page, is still readable by name (that ARG accepts Kusto's ``hash()`` is
+unverified).
+
+``collect_vm_rows`` runs the same queries restricted to a list of VM ids: the last look a wave
+takes at a chunk of VMs before moving them.
 """
 
 from __future__ import annotations
@@ -30,19 +41,42 @@ from . import queries
 
 log = logging.getLogger(__name__)
 
-# Stage order matters: see the module docstring.
+# Stage order matters: the vaults first (their policies can be read from ARM while the VMs
+# page), then the VMs with their items and the disk check (read together: should the check
+# come back cut, its answer is worked out from the VM rows and the disks' plain rows).
 STAGES: tuple[tuple[str, ...], ...] = (
-    ("vaults_and_sql", "special_disks"),
-    ("protected_items",),
-    ("vms",),
-    ("attached_disks",),
+    ("vaults_and_special_disks",),
+    ("vms_with_items", "disk_check"),
 )
 QUERIES = tuple(name for stage in STAGES for name in stage)
-SUMMARIZED = {"attached_disks"}
+SUMMARIZED = {"attached_disks"}  # the older per-VM disk summary, asked in slices
+ONE_PAGE = {"disk_check"}  # a summarize whose result stays under a page
+ROW_KEYS = {"vms_with_items": "rowKey"}  # the unique sort column, where it is not ``id``
 SLICE_AFTER = "| where isnotempty(managedBy)\n"
 SLICE_FILL = 0.9  # slices aim at 90 % of a page, so few come back cut
 # Halving may make at most this many times the first count of slices; then plain rows.
 MAX_SPLIT = 16
+SQL_TYPE = "microsoft.sqlvirtualmachine/sqlvirtualmachines"
+DISK_TYPE = "microsoft.compute/disks"
+VM_FIELDS = ("id", "name", "subscriptionId", "resourceGroup", "location", "tags", "vmSize",
+             "osType", "imagePublisher", "imageOffer", "imageSku", "securityType",
+             "ultraSSDEnabled", "osDiskName", "osDiskId", "osDiskType", "osDiskCaching",
+             "osDiskWriteAccelerator", "osDiskVhd", "osDiskPlacement", "osDiskSizeGB",
+             "dataDisks")
+ITEM_FIELDS = (("itemId", "id"), ("itemSubscriptionId", "subscriptionId"),
+               ("vaultId", "vaultId"), ("itemVmKey", "vmKey"), ("policyId", "policyId"),
+               ("currentProtectionState", "currentProtectionState"),
+               ("protectionState", "protectionState"), ("lastBackupStatus", "lastBackupStatus"),
+               ("lastBackupTime", "lastBackupTime"), ("deferredDelete", "deferredDelete"))
+SPECIAL_FIELDS = ("id", "sku", "maxShares", "dataAccessAuthMode", "diskSizeGB")
+VAULT_FIELDS = ("id", "type", "name", "location", "subscriptionId", "resourceGroup")
+# collect_vm_rows: what restricts each query to the VM ids (inserted after the named line).
+RESTRICT_AFTER = {
+    "| where type == 'microsoft.compute/virtualmachines'": "| where tolower(id) in ({ids})",
+    "| where properties.backupManagementType == 'AzureIaasVM'":
+        "| where tolower(tostring(properties.sourceResourceId)) in ({ids})",
+    "| where isnotempty(managedBy)": "| where tolower(managedBy) in ({ids})",
+}
 
 
 @dataclass
@@ -58,17 +92,26 @@ class BatchRows:
 
 
 def collect_queries(client, subscriptions: list[str], names: tuple[str, ...],
-                    gate: QuotaGate, page_size: int = 1000) -> BatchRows:
-    """Run ``names`` one after another over ``subscriptions``, reading every row once."""
+                    gate: QuotaGate, page_size: int = 1000,
+                    vm_ids: list[str] | None = None) -> BatchRows:
+    """Run ``names`` one after another over ``subscriptions``, reading every row once;
+    with ``vm_ids``, each query is restricted to those VMs (see ``collect_vm_rows``)."""
     out = BatchRows(list(subscriptions))
     for name in names:
         what = f"reading {name.replace('_', ' ')} of {len(subscriptions)} subscription(s)"
+        text = queries.load(name)
+        if vm_ids is not None:
+            text = restricted(text, vm_ids)
+            what = f"reading {name.replace('_', ' ')} of {len(vm_ids)} VM(s)"
         try:
             if name in SUMMARIZED:
                 rows = _read_summarized(client, name, subscriptions, gate, page_size, what, out)
+            elif name in ONE_PAGE:
+                rows = _read_one_page(client, name, text, subscriptions, gate, page_size, what,
+                                      out, vm_ids)
             else:
-                got = read_all(client, queries.load(name), subscriptions=subscriptions,
-                               top=page_size, gate=gate, what=what)
+                got = read_all(client, text, subscriptions=subscriptions, top=page_size,
+                               gate=gate, what=what, key=ROW_KEYS.get(name, "id"))
                 out.requests += got.requests
                 rows = got.rows
                 if got.repeated or got.step_backs:
@@ -79,7 +122,124 @@ def collect_queries(client, subscriptions: list[str], names: tuple[str, ...],
         except AzureError as err:
             out.error = str(err)
             return out
-        out.rows[name] = rows
+        _keep(out.rows, name, rows)
+    return out
+
+
+def collect_vm_rows(client, subscriptions: list[str], vm_ids: list[str], *, gate: QuotaGate,
+                    page_size: int = 1000) -> BatchRows:
+    """The assessment's own queries restricted to ``vm_ids`` (up to about 1,000 VMs: one page
+    of VM rows), for a look at a chunk of VMs right before they move.
+
+    ``subscriptions`` must hold the VMs' subscriptions and their vaults' (an item in a vault of
+    another subscription is found only if that subscription is named). The rows come in the
+    shapes ``build_inventory`` reads (``vms``, ``protected_items``, ``vaults_and_sql``,
+    ``special_disks``, ``disk_check``); an item whose VM is gone comes with no VM row. Each id
+    goes into the query text (``where ... in (...)``: about 150 characters per VM; Resource
+    Graph's limit on a query's length is unverified). ``error`` is set when a query could not
+    be read."""
+    ids = sorted({str(v).lower() for v in vm_ids})
+    if not ids:
+        return BatchRows(list(subscriptions), {name: [] for name in
+                                              ("vms", "protected_items", "vaults_and_sql",
+                                               "special_disks", "disk_check")})
+    return collect_queries(client, subscriptions, QUERIES, gate, page_size, vm_ids=ids)
+
+
+def restricted(query: str, vm_ids: list[str]) -> str:
+    """``query`` with a ``where ... in (ids)`` after each line ``RESTRICT_AFTER`` names."""
+    listed = ", ".join("'" + v.lower().replace("\\", "\\\\").replace("'", "\\'") + "'"
+                       for v in vm_ids)
+    lines = []
+    for line in query.splitlines():
+        lines.append(line)
+        clause = RESTRICT_AFTER.get(line.strip())
+        if clause:
+            indent = line[:len(line) - len(line.lstrip())]
+            lines.append(indent + clause.format(ids=listed))
+    return "\n".join(lines) + "\n"
+
+
+def _keep(rows: dict[str, list[dict]], name: str, got: list[dict]) -> None:
+    """Store a query's rows under the names ``inventory.build`` reads."""
+    if name == "vms_with_items":
+        vms, items, sql = split_vm_rows(got)
+        rows.setdefault("vms", []).extend(vms)
+        rows.setdefault("protected_items", []).extend(items)
+        rows.setdefault("vaults_and_sql", []).extend(sql)
+    elif name == "vaults_and_special_disks":
+        for row in got:
+            if row.get("type") == DISK_TYPE:
+                rows.setdefault("special_disks", []).append(
+                    {k: row.get(k) for k in SPECIAL_FIELDS})
+            else:
+                rows.setdefault("vaults_and_sql", []).append(
+                    {k: row.get(k) for k in VAULT_FIELDS})
+        rows.setdefault("special_disks", [])
+    else:
+        rows.setdefault(name, []).extend(got)
+
+
+def split_vm_rows(rows: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
+    """``vms_with_items`` rows -> VM rows (one per VM), item rows and SQL registrations, each
+    shaped like the rows of the separate queries they replace."""
+    vms: list[dict] = []
+    items: list[dict] = []
+    sql: list[dict] = []
+    seen: set[str] = set()
+    for row in rows:
+        key = row.get("vmKey")
+        if key and key not in seen:
+            seen.add(key)
+            vms.append({k: row.get(k) for k in VM_FIELDS})
+            if row.get("sqlVmKey"):
+                sql.append({"type": SQL_TYPE, "vmKey": key})
+        if row.get("itemId"):
+            items.append({out: row.get(col) for col, out in ITEM_FIELDS})
+    return vms, items, sql
+
+
+def _read_one_page(client, name: str, query: str, subscriptions: list[str], gate: QuotaGate,
+                   top: int, what: str, out: BatchRows, vm_ids: list[str] | None) -> list[dict]:
+    """A summarize that fits a page; cut, its answer comes from the disks' plain rows."""
+    page = query_page(client, query, subscriptions=subscriptions, top=top, gate=gate,
+                      what=what)
+    out.requests += 1
+    if not _cut(page):
+        return page.rows
+    if "vms" not in out.rows:
+        raise ValueError(f"{name} is read after vms_with_items, in the same call")
+    log.warning("%s: %d row(s), more than a page; reading the disks' plain rows instead",
+                name, page.total_records)
+    grouped = _disk_rows_per_vm(client, subscriptions, gate, top, what, out, vm_ids)
+    return check_from_disks(out.rows["vms"], grouped)
+
+
+def _references(vm: dict) -> list[tuple[str, object]]:
+    """(lower disk id, size the VM lists) of each managed disk ``vm`` references."""
+    refs = [(vm.get("osDiskId") or "", vm.get("osDiskSizeGB"))]
+    for disk in vm.get("dataDisks") or []:
+        refs.append((((disk.get("managedDisk") or {}).get("id") or "").lower(),
+                     disk.get("diskSizeGB")))
+    return [(disk, size) for disk, size in refs if disk]
+
+
+def check_from_disks(vms: list[dict], attached: list[dict]) -> list[dict]:
+    """What ``disk_check.kql`` answers, worked out from VM rows and ``attached_disks`` rows
+    (one per VM: ``disks`` = [id, sku, maxShares, dataAccessAuthMode, diskSizeGB] each)."""
+    sizes = {entry[0]: entry[4] for row in attached for entry in (row.get("disks") or [])}
+    listed: dict[str, list] = {}
+    for vm in vms:
+        for disk, size in _references(vm):
+            listed.setdefault(disk, []).append(size)
+    out = []
+    for disk in sorted(listed):
+        profile = [s for s in listed[disk] if s is not None]
+        if disk not in sizes:
+            out.append({"disk": disk, "found": False, "resourceGB": None})
+        elif sizes[disk] is not None and (not profile or min(profile) != sizes[disk]
+                                          or max(profile) != sizes[disk]):
+            out.append({"disk": disk, "found": True, "resourceGB": sizes[disk]})
     return out
 
 
@@ -135,10 +295,12 @@ def _read_summarized(client, name: str, subscriptions: list[str], gate: QuotaGat
 
 
 def _disk_rows_per_vm(client, subscriptions: list[str], gate: QuotaGate, top: int, what: str,
-                      out: BatchRows) -> list[dict]:
+                      out: BatchRows, vm_ids: list[str] | None = None) -> list[dict]:
     """The plain-row form of ``attached_disks``, grouped per VM into the same shape."""
-    got = read_all(client, queries.load("attached_disk_rows"), subscriptions=subscriptions,
-                   top=top, gate=gate, what=what)
+    text = queries.load("attached_disk_rows")
+    if vm_ids is not None:
+        text = restricted(text, vm_ids)
+    got = read_all(client, text, subscriptions=subscriptions, top=top, gate=gate, what=what)
     out.requests += got.requests
     if not got.rows:
         return []

@@ -154,7 +154,12 @@ def sku_pairs(vm_rows: list[dict]) -> set[tuple[str, str]]:
 def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
                     skus: pd.DataFrame, settings: Settings,
                     item_states: dict[str, str] | None = None) -> Inventory:
-    """Join the rows of every query (``collect.QUERIES``) into the inventory frames."""
+    """Join the rows of every query (``collect.QUERIES``) into the inventory frames.
+
+    Disks: with ``disk_check`` rows (and no ``attached_disks``), a managed disk is found unless
+    the check says it is absent, sized as the check or else its VM says; with
+    ``attached_disks`` rows (the per-disk summary), found when listed there or among the
+    special disks."""
     vm_cols = ["id", "name", "subscriptionId", "resourceGroup", "location", "tags", "vmSize",
                "osType", "imagePublisher", "imageOffer", "imageSku", "securityType",
                "ultraSSDEnabled", "osDiskName", "osDiskId", "osDiskType", "osDiskCaching",
@@ -221,10 +226,26 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
     raw["vm_key"] = vms["vm_key"]
     disks = pd.concat([_os_disks(raw), _data_disks(raw["vm_key"], raw["dataDisks"])],
                       ignore_index=True)
+    checked = "disk_check" in rows and "attached_disks" not in rows
     facts_frame = _disk_facts(rows.get("attached_disks", []), rows.get("special_disks", []))
     disks = disks.merge(facts_frame, on="disk_key", how="left", indicator=True)
-    disks["found"] = (disks["_merge"] == "both") | ~disks["managed"]
+    listed = disks["_merge"] == "both"
     disks = disks.drop(columns="_merge")
+    if checked:
+        # disk_check names the referenced disks that are absent or sized otherwise than the
+        # VM lists them; every other managed disk exists as its VM describes it, and its sku is
+        # the storage type the VM lists (MD virtual-machines: managedDisk.storageAccountType).
+        check = pd.DataFrame.from_records(rows["disk_check"],
+                                          columns=["disk", "found", "resourceGB"])
+        missing = disks["disk_key"].isin(set(check.loc[~check["found"].astype(bool), "disk"]))
+        disks["found"] = listed | ~disks["managed"] | ~missing
+        sized = check[check["found"].astype(bool)].set_index("disk")["resourceGB"]
+        disks["resource_gb"] = disks["resource_gb"].where(
+            disks["resource_gb"].notna(), disks["disk_key"].map(sized))
+        disks["sku_name"] = disks["sku_name"].where(
+            listed | ~disks["found"] | ~disks["managed"], disks["storage_type"])
+    else:
+        disks["found"] = listed | ~disks["managed"]
     disks["sku_name"] = disks["sku_name"].fillna("")
     disks["data_access_auth_mode"] = disks["data_access_auth_mode"].fillna("")
     disks["max_shares"] = pd.to_numeric(disks["max_shares"], errors="coerce").astype("Int64")
