@@ -9,7 +9,6 @@ each for scoring, writing and recording. Never one per VM.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from tasks.settings import Settings
 from .progress import Progress
 
 VAULT_CHUNK = 100
+VAULT_TYPE = "microsoft.recoveryservices/vaults"
 
 
 @dataclass
@@ -140,26 +140,38 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
                 chain.append(stage_task.submit(access, group, names, gate,
                                                wait_for=chain[-1:]))
             chains.append(chain)
-        # The stage whose rows hold the VMs and their protected items.
+        # The stages whose rows hold the vaults, and the VMs with their protected items.
+        vaults_stage = next(i for i, names in enumerate(STAGES)
+                            if "vaults_and_special_disks" in names)
         vms_stage = next(i for i, names in enumerate(STAGES) if "vms_with_items" in names)
-        items_stage = vms_stage
 
-        # Policies as soon as a batch's protected items are known, sizes once its VMs are.
+        # ARM reads start as soon as a batch's vaults are known, so they overlap the VM pages:
+        # every vault's policies (a vault that holds no VM in scope is read for nothing, and its
+        # facts are dropped below) and the VM sizes of the vaults' regions. Once the VMs are
+        # known, whatever vault or region is still missing.
         arm_futures = []
         seen_vaults: set[str] = set()
-        for chain in chains:
-            got = chain[items_stage].result()
-            vaults = [v for v in vaults_to_read(got.rows.get("protected_items", []))
-                      if v not in seen_vaults]
-            seen_vaults.update(vaults)
-            arm_futures += [policies_task.submit(access, vaults[i:i + VAULT_CHUNK])
-                            for i in range(0, len(vaults), VAULT_CHUNK)]
         seen_pairs: set[tuple[str, str]] = set()
-        for chain in chains:
-            pairs = sku_pairs(chain[vms_stage].result().rows.get("vms", [])) - seen_pairs
-            seen_pairs |= pairs
+
+        def read_arm(vaults: list[str], pairs: set[tuple[str, str]]) -> None:
+            vaults = sorted(set(vaults) - seen_vaults)
+            seen_vaults.update(vaults)
+            arm_futures.extend(policies_task.submit(access, vaults[i:i + VAULT_CHUNK])
+                               for i in range(0, len(vaults), VAULT_CHUNK))
+            pairs = pairs - seen_pairs
+            seen_pairs.update(pairs)
             if pairs:
                 arm_futures.append(skus_task.submit(access, pairs))
+
+        for chain in chains:
+            got = chain[vaults_stage].result().rows.get("vaults_and_sql", [])
+            vault_rows = [r for r in got if r.get("type") == VAULT_TYPE]
+            read_arm([r["id"].lower() for r in vault_rows],
+                     {(r["subscriptionId"].lower(), r["location"].lower()) for r in vault_rows})
+        for chain in chains:
+            got = chain[vms_stage].result().rows
+            read_arm(vaults_to_read(got.get("protected_items", [])),
+                     sku_pairs(got.get("vms", [])))
 
         rows: dict[str, list[dict]] = {}
         partial: list[dict] = []
@@ -193,18 +205,24 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
         item_states: dict[str, str] = {}  # ARM's protectionState of every listed item
         frames = []
         arm_requests = 0
+        # Only the vaults and regions of the VMs in scope count (more were read ahead).
+        needed_vaults = set(vaults_to_read(rows.get("protected_items", [])))
+        needed_skus = {f"/subscriptions/{sub} ({location} VM sizes)"
+                       for sub, location in sku_pairs(rows.get("vms", []))}
         for fut in arm_futures:
             facts = fut.result()
             arm_requests += facts.requests
             if isinstance(facts, PolicyFacts):
-                policies.update(facts.policies)
-                guarded.update(facts.guards)
+                policies.update({k: v for k, v in facts.policies.items()
+                                 if k.rsplit("/backuppolicies/", 1)[0] in needed_vaults})
+                guarded.update({k: v for k, v in facts.guards.items() if k in needed_vaults})
                 item_states.update(facts.item_states)
                 partial.extend({**e, "retry": "re-run the assessment once the vault is "
-                                "readable"} for e in facts.errors)
+                                "readable"} for e in facts.errors if e["scope"] in needed_vaults)
             else:
                 frames.append(facts.frame)
-                partial.extend({**e, "retry": "re-run the assessment"} for e in facts.errors)
+                partial.extend({**e, "retry": "re-run the assessment"} for e in facts.errors
+                               if e["scope"] in needed_skus)
         sku_frame = (pd.concat(frames, ignore_index=True) if frames
                      else SkuFacts().frame)
         timings["policies_and_skus_wait"] = time.monotonic() - mark
@@ -259,17 +277,22 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
             record.summary = summary
             save_assessment(engine, record, scored)
 
-        # The state store is written beside the files: both are local I/O.
+        # Each part timed alone, one after another: the CSV files and the state-store record
+        # (local work), then the workbook.
         mark = time.monotonic()
         report = ReadinessReport(summary=summary, vm_table=vm_table(scored, inventory.disks),
                                  scored=scored, pack=pack, policies=policy_catalogue(policies),
                                  changes=changes, cost=cost, migration=migration)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="record") as pool:
-            recording = pool.submit(save, summary)
-            files = write_reports(report, folder)
-            recording.result()
-        # The file's timings also cover the writing (the stored copy was saved before it).
-        timings["write_and_record"] = time.monotonic() - mark
+        timings["tables"] = time.monotonic() - mark
+        mark = time.monotonic()
+        files = write_csv_reports(report, folder)
+        timings["csv"] = time.monotonic() - mark
+        mark = time.monotonic()
+        save(summary)  # the stored copy's timings stop here; the file's cover the writing
+        timings["record"] = time.monotonic() - mark
+        mark = time.monotonic()
+        files["readiness.xlsx"] = write_workbook(report, folder)
+        timings["workbook"] = time.monotonic() - mark
         timings["total"] = time.monotonic() - started
         summary = {**summary, "timings_s": {k: round(v, 3) for k, v in timings.items()}}
         files["summary.json"] = write_summary_json(summary, folder / "summary.json")
@@ -297,18 +320,30 @@ def policy_catalogue(policies: dict[str, dict]) -> pd.DataFrame:
 def write_reports(report: Any, folder: Path) -> dict[str, Path]:
     """readiness.csv, blockers.csv, changes.csv (when there is a previous assessment) and
     readiness.xlsx; summary.json is written last, once the timings are known."""
+    files = write_csv_reports(report, folder)
+    files["readiness.xlsx"] = write_workbook(report, folder)
+    return files
+
+
+def write_csv_reports(report: Any, folder: Path) -> dict[str, Path]:
+    """readiness.csv, blockers.csv and changes.csv (when there is a previous assessment)."""
     from reports.changes import write_changes_csv
     from reports.readiness_csv import write_csv, write_readiness_csv
     from reports.report_tables import blockers_table
-    from reports.workbook import write_readiness_workbook
 
     files = {"readiness.csv": write_readiness_csv(report.vm_table, folder / "readiness.csv"),
              "blockers.csv": write_csv(blockers_table(report.summary, report.pack),
                                        folder / "blockers.csv")}
     if report.changes is not None:
         files["changes.csv"] = write_changes_csv(report.changes, folder / "changes.csv")
-    files["readiness.xlsx"] = write_readiness_workbook(report, folder / "readiness.xlsx")
     return files
+
+
+def write_workbook(report: Any, folder: Path) -> Path:
+    """readiness.xlsx."""
+    from reports.workbook import write_readiness_workbook
+
+    return write_readiness_workbook(report, folder / "readiness.xlsx")
 
 
 def check_out_dir(out: Path) -> Path:
