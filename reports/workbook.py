@@ -27,6 +27,7 @@ from .report_tables import (
 )
 from .sheet_summary import write_summary_sheet
 from .sheet_table import TableLayout, write_table
+from .xlsx_fast import save
 from .xlsx_style import RED
 
 SHEETS = ("Summary", "VMs", "Blockers", "Subscriptions", "Vaults and policies", "Not assessed",
@@ -133,5 +134,5 @@ def write_readiness_workbook(report: ReadinessReport, path: Path) -> Path:
                      "monthly_cost": f"Monthly cost ({cost.currency or 'not priced'})"},
             readiness=["readiness"], preface=note, widths={"vm_id": 50}))
 
-    book.save(path)
+    save(book, path)
     return path

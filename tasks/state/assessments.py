@@ -147,9 +147,9 @@ def _tags_json(scored: pd.DataFrame) -> list[str]:
     per tagged VM is the whole cost (the 100k-VM save is benchmarked)."""
     if "tags" not in scored.columns:
         return ["{}"] * len(scored)
-    dumps = json.dumps
-    return [dumps(t, ensure_ascii=False, default=str) if isinstance(t, dict) and t else "{}"
-            for t in scored["tags"].tolist()]
+    # One encoder for every VM: json.dumps with options builds a new one per call.
+    dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
+    return [dumps(t) if isinstance(t, dict) and t else "{}" for t in scored["tags"].tolist()]
 
 
 def _vm_rows(assessment_id: str, scored: pd.DataFrame) -> list[tuple[str, ...]]:
