@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-QUERY_FILE = "vms"  # the assessment's widest per-VM query
+QUERY_FILE = "vms_with_items"  # the assessment's per-VM query (VMs with their items)
 
 
 def main() -> None:
