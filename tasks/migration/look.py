@@ -58,9 +58,11 @@ class ChunkLook:
         if not vms:
             return {}, 0
         subscriptions = sorted({vm.subscription_id.lower() for vm in vms})
-        read = getattr(collect, "collect_vm_rows", _collect_vm_rows)
-        batch = read(self.access.resource_graph(), subscriptions, [vm.vm_id for vm in vms],
-                     gate=self.gate)
+        subscriptions = sorted({*subscriptions,
+                                *(backup.vault_ref(vm.vault_id).subscription_id.lower()
+                                  for vm in vms)})
+        batch = collect.collect_vm_rows(self.access.resource_graph(), subscriptions,
+                                        [vm.vm_id for vm in vms], gate=self.gate)
         self.requests += batch.requests
         if batch.error:
             raise AzureError(f"could not read {len(vms)} VM(s) from Resource Graph before "
@@ -166,42 +168,3 @@ class ChunkLook:
                              f"{err}"), throttled=err.status == 429, error=str(err))
         return LastLook(None, guard_requests=tuple(requests))
 
-
-# TEMPORARY until discovery.collect.collect_vm_rows lands: the discovery queries restricted to
-# a chunk's VM ids.
-def _collect_vm_rows(client: Any, subscriptions: list[str], vm_ids: list[str], *,
-                     gate: QuotaGate) -> Any:
-    from ..azure.resource_graph import read_all
-    from ..discovery import queries
-
-    ids = ", ".join(f"'{v.lower()}'" for v in vm_ids)
-    out = collect.BatchRows(list(subscriptions))
-
-    def run(name: str, text: str) -> list[dict]:
-        got = read_all(client, text, subscriptions=subscriptions, top=1000, gate=gate,
-                       what=f"reading {name} of {len(vm_ids)} VM(s)")
-        out.requests += got.requests
-        return got.rows
-
-    def after_type(name: str, clause: str) -> str:
-        lines = queries.load(name).splitlines()
-        at = next(i for i, line in enumerate(lines) if line.startswith("| where type"))
-        return "\n".join([*lines[:at + 1], clause, *lines[at + 1:]])
-
-    try:
-        out.rows["vms"] = run("vms", after_type("vms", f"| where tolower(id) in ({ids})"))
-        out.rows["protected_items"] = run("protected_items", after_type(
-            "protected_items", f"| where tolower(tostring(properties.sourceResourceId)) in "
-                               f"({ids})"))
-        plain = run("attached_disk_rows", after_type(
-            "attached_disk_rows", f"| where tolower(managedBy) in ({ids})"))
-        grouped: dict[str, list] = {}
-        for r in plain:
-            grouped.setdefault(r["vm"], []).append([r["id"], r["sku"], r["maxShares"],
-                                                    r["dataAccessAuthMode"], r["diskSizeGB"]])
-        out.rows["attached_disks"] = [{"id": k, "disks": v} for k, v in grouped.items()]
-        out.rows["special_disks"] = run("special_disks", queries.load("special_disks"))
-        out.rows["vaults_and_sql"] = run("vaults_and_sql", queries.load("vaults_and_sql"))
-    except AzureError as err:
-        out.error = str(err)
-    return out

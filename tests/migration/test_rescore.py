@@ -17,7 +17,6 @@ from flows.migrate import run_wave
 from tasks.azure.clients import AzureAccess
 from tasks.azure.resource_graph import QuotaGate
 from tasks.discovery import collect
-from tasks.migration import look
 from tasks.migration.rescore import Rescorer
 from tasks.rules.engine import load_pack
 from tasks.settings import load_settings
@@ -41,7 +40,7 @@ def test_the_chunk_look_gives_the_assessments_verdict_for_every_case(tmp_path):
     with emulated(settings, fleet) as (_emu, emu_settings):
         access = AzureAccess(emu_settings)
         rescorer = Rescorer(access, emu_settings, load_pack(emu_settings.rules))
-        read = getattr(collect, "collect_vm_rows", look._collect_vm_rows)
+        read = collect.collect_vm_rows
         subscriptions = sorted({vm["id"].split("/")[2].lower() for vm in vms})
         batch = read(access.resource_graph(), subscriptions, [vm["id"] for vm in vms],
                      gate=QuotaGate())
