@@ -896,6 +896,30 @@ class WaveEngine:
                 self._fail(flight, "TIMEOUT", f"{what} within {limit:.0f} s (job "
                            f"{flight.job_id or 'unknown'})", self._job_ids(flight))
 
+    def _read_list(self, sub: str, client: Any, first: tuple[str, dict], what: str,
+                   then: Callable[[list[dict] | None], None]) -> None:
+        """Every page of an ARM list, one read each; ``then(rows)`` on the scheduler, ``None``
+        when a page could not be read (throttled or failing: the next round asks again)."""
+        rows: list[dict] = []
+
+        def page(url: str, params: dict | None) -> None:
+            self._call(sub, "reads", lambda: wire.list_page(client, url, what, params), got)
+
+        def got(answer: Any) -> None:
+            if isinstance(answer, BaseException):
+                raise answer
+            if not answer.ok:
+                then(None)
+                return
+            rows.extend(answer.body.get("value") or [])
+            link = answer.body.get("nextLink")
+            if link:
+                page(link, None)
+                return
+            then(rows)
+
+        page(*first)
+
     def _list_jobs(self, vault: str, flights: list[Flight], done: Callable[[], None], *,
                    operation: str = "ConfigureBackup") -> None:
         """One list of the vault's ``operation`` jobs started since the earliest of these VMs'
@@ -908,26 +932,12 @@ class WaveEngine:
                  f"and endTime eq '{_job_time(until)}'")
         state = "job" if operation == "ConfigureBackup" else "backup_job"
         client = self._client(flights[0])
-        url, params = wire.jobs_first_page(client, ref, odata)
-        seen: dict[str, dict] = {}
 
-        def page(url_: str, params_: dict | None) -> None:
-            self._call(sub, "reads", lambda: wire.list_page(
-                client, url_, f"listing backup jobs of vault {ref.vault}", params_),
-                lambda answer: got(answer))
-
-        def got(answer: Any) -> None:
-            if isinstance(answer, BaseException):
-                raise answer
-            if not answer.ok:  # throttled or failing: the next round asks again
+        def got(jobs: list[dict] | None) -> None:
+            if jobs is None:
                 done()
                 return
-            for job in answer.body.get("value") or []:
-                seen[str(job.get("name", "")).lower()] = job
-            link = answer.body.get("nextLink")
-            if link:
-                page(link, None)
-                return
+            seen = {str(job.get("name", "")).lower(): job for job in jobs}
             for flight in flights:
                 if flight.state != state:
                     continue
@@ -951,7 +961,8 @@ class WaveEngine:
                                                       job_ids=self._job_ids(flight)))
             done()
 
-        page(url, params)
+        self._read_list(sub, client, wire.jobs_first_page(client, ref, odata),
+                        f"listing backup jobs of vault {ref.vault}", got)
 
     def _verify_items(self, vault: str, flights: list[Flight],
                       done: Callable[[], None]) -> None:
@@ -962,32 +973,17 @@ class WaveEngine:
         sub = flights[0].sub
         if len(flights) >= pages:
             ref = backup.vault_ref(flights[0].vm.vault_id)
-            url, params = wire.items_first_page(client, ref)
-            seen: dict[str, dict] = {}
 
-            def page(url_: str, params_: dict | None) -> None:
-                self._call(sub, "reads", lambda: wire.list_page(
-                    client, url_, f"listing protected items of vault {ref.vault}", params_),
-                    lambda answer: got(answer))
-
-            def got(answer: Any) -> None:
-                if isinstance(answer, BaseException):
-                    raise answer
-                if not answer.ok:
-                    done()
-                    return
-                for item in answer.body.get("value") or []:
-                    seen[str(item.get("id", "")).lower()] = item
-                link = answer.body.get("nextLink")
-                if link:
-                    page(link, None)
-                    return
-                self._vault_items[vault] = len(seen)
-                for flight in flights:
-                    self._verified(flight, seen.get(flight.vm.item_id.lower()))
+            def got(items: list[dict] | None) -> None:
+                if items is not None:
+                    seen = {str(item.get("id", "")).lower(): item for item in items}
+                    self._vault_items[vault] = len(seen)
+                    for flight in flights:
+                        self._verified(flight, seen.get(flight.vm.item_id.lower()))
                 done()
 
-            page(url, params)
+            self._read_list(sub, client, wire.items_first_page(client, ref),
+                            f"listing protected items of vault {ref.vault}", got)
             return
         left = [len(flights)]
 
@@ -1052,34 +1048,18 @@ class WaveEngine:
         Backup jobs for all of them)."""
         ref = backup.vault_ref(flights[0].vm.vault_id)
         client = self._client(flights[0])
-        url, params = wire.jobs_first_page(
-            client, ref, "operation eq 'Backup' and status eq 'InProgress'")
-        running: list[dict] = []
 
-        def page(url_: str, params_: dict | None) -> None:
-            self._call(flights[0].sub, "reads", lambda: wire.list_page(
-                client, url_, f"listing running backup jobs of vault {ref.vault}", params_),
-                got)
-
-        def got(answer: Any) -> None:
-            if isinstance(answer, BaseException):
-                raise answer
-            if not answer.ok:
-                done()
-                return
-            running.extend(answer.body.get("value") or [])
-            link = answer.body.get("nextLink")
-            if link:
-                page(link, None)
-                return
-            for flight in flights:
+        def got(running: list[dict] | None) -> None:
+            for flight in flights if running is not None else []:
                 if flight.state == "idle_wait" and not running_jobs(
                         running, flight.vm.vm_name, flight.vm.item_id):
                     self._unwait(flight)
                     self._trigger_backup(flight)
             done()
 
-        page(url, params)
+        self._read_list(flights[0].sub, client, wire.jobs_first_page(
+            client, ref, "operation eq 'Backup' and status eq 'InProgress'"),
+            f"listing running backup jobs of vault {ref.vault}", got)
 
     def _trigger_backup(self, flight: Flight) -> None:
         flight.state = "backup_trigger"
