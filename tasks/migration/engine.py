@@ -102,6 +102,7 @@ class Flight:
     tries: int = 0
     configure_job: str | None = None  # with --verify backup, the ConfigureBackup job's id
     counts: bool = True  # its outcome counts in the failure gate (not a reconciled VM)
+    before_put: bool = False  # admitted, its change not yet taken by Azure
 
 
 @dataclass
@@ -171,6 +172,9 @@ class WaveEngine:
         self._error: BaseException | None = None
         self._pool: ThreadPoolExecutor | None = None  # sized in run(), by subscriptions
         self._stop_now = False
+        self._before_put: dict[str, int] = {}  # subscription -> VMs admitted, change not taken
+        throttles = getattr(getattr(access, "settings", None), "throttles", None)
+        self._writes_per_s = float(getattr(throttles, "arm_writes_per_s", 10.0))
         self._slow = ThreadPoolExecutor(max_workers=SLOW_WORKERS, thread_name_prefix="vm-slow")
         self._look_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="look")
         self._policy_pool = ThreadPoolExecutor(max_workers=POLICY_WORKERS,
@@ -349,6 +353,7 @@ class WaveEngine:
         """A blocking path of the ``Mover`` (rollback, refusal, reconcile, backup verify). The
         VM's steps so far are committed first: the Mover journals its own steps at once."""
         flight.state = "slow"
+        self._put_taken(flight)
         self._flush(self.clock(), force=True)
 
         def run() -> None:
@@ -393,6 +398,7 @@ class WaveEngine:
         if flight.state in ("finished",):
             return
         admitted = flight.state not in ("queued", "looking", "ready")
+        self._put_taken(flight)
         flight.state = "finished"
         self._open -= 1
         if admitted:
@@ -559,7 +565,8 @@ class WaveEngine:
                 turns -= 1
                 continue
             flight = lane[0]
-            if self._vault_pending.get(vault) or not self.flow.room(flight.sub, vault):
+            if (self._vault_pending.get(vault) or not self.flow.room(flight.sub, vault)
+                    or not self._may_queue_put(flight.sub)):
                 idle += 1
                 continue
             idle = 0
@@ -575,7 +582,24 @@ class WaveEngine:
                 return
             self._start(flight, now)
 
+    def _may_queue_put(self, sub: str) -> bool:
+        """Admit a subscription's VMs no faster than its changes can go out: at most two
+        seconds' worth of changes (ARM's write refill, or the learned rate) waiting for their
+        PUT, so in flight counts changes in Azure, not a queue for the write bucket."""
+        rate = self._writes_per_s
+        learned = self.flow.limit(sub).rate
+        if learned is not None:
+            rate = min(rate, learned)
+        return self._before_put.get(sub, 0) < max(2 * CALLS_PER_KIND, 2 * rate)
+
+    def _put_taken(self, flight: Flight) -> None:
+        if flight.before_put:
+            flight.before_put = False
+            self._before_put[flight.sub] -= 1
+
     def _start(self, flight: Flight, now: float) -> None:
+        flight.before_put = True
+        self._before_put[flight.sub] = self._before_put.get(flight.sub, 0) + 1
         self.flow.enter(flight.sub, flight.vault)
         self._admissions.append(now)
         flight.state = "reading"
@@ -729,6 +753,7 @@ class WaveEngine:
             self._slow_call(flight, lambda: self.mover._refused(vm, client, ref, err, started))
             return
         limit.accepted(now, self._change_s)
+        self._put_taken(flight)
         flight.tries = 0
         flight.put_at = datetime.now(UTC)
         flight.deadline = now + (self.irreversible_timeout if vm.irreversible else self.timeout)
