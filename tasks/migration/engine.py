@@ -103,6 +103,41 @@ class Flight:
     configure_job: str | None = None  # with --verify backup, the ConfigureBackup job's id
     counts: bool = True  # its outcome counts in the failure gate (not a reconciled VM)
     before_put: bool = False  # admitted, its change not yet taken by Azure
+    unlisted: bool = False  # its item was missing from the vault's list: a GET next time
+
+
+class Lanes:
+    """VMs not looked at yet, one lane per subscription, each in plan order. ARM's budgets are
+    per subscription, so looks draw from every subscription at once: a plan grouped by
+    subscription must not spend one subscription's budget at a time."""
+
+    def __init__(self) -> None:
+        self.lanes: dict[str, deque[Flight]] = {}
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def append(self, flight: Flight) -> None:
+        self.lanes.setdefault(flight.sub, deque()).append(flight)
+        self.count += 1
+
+    def appendleft(self, flight: Flight) -> None:
+        self.lanes.setdefault(flight.sub, deque()).appendleft(flight)
+        self.count += 1
+
+    def take(self, sub: str, n: int) -> list[Flight]:
+        lane = self.lanes.get(sub) or deque()
+        taken = [lane.popleft() for _ in range(min(n, len(lane)))]
+        self.count -= len(taken)
+        return taken
+
+    def subscriptions(self) -> list[str]:
+        return [sub for sub, lane in self.lanes.items() if lane]
+
+    def clear(self) -> None:
+        self.lanes.clear()
+        self.count = 0
 
 
 @dataclass
@@ -152,9 +187,11 @@ class WaveEngine:
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
-        self._queued: deque[Flight] = deque()
+        self._queued = Lanes()
         self._ready: dict[str, deque[Flight]] = {}  # vault -> looked VMs, plan order
         self._ready_count = 0
+        self._ready_by_sub: dict[str, int] = {}
+        self._look_turn = 0  # which subscription a look serves first (they take turns)
         self._vault_turn: deque[str] = deque()
         self._looking = 0
         self._intents: list[Flight] = []
@@ -182,7 +219,7 @@ class WaveEngine:
         self._vault_pending: dict[str, int] = {}  # vault -> its target policies not ready yet
         self._vault_blocked: dict[str, tuple[str, str]] = {}  # vault -> (code, reason)
         self._last_line = 0.0
-        self._admissions: deque[float] = deque()  # when VMs started, the last minute
+        self._admissions: dict[str, deque[float]] = {}  # sub -> when VMs started (last min)
         # Mean seconds a VM holds its slot, admission to verified (a running mean); until one
         # is verified, the first Retry-After seen (Azure's guess at the wait) or ten polls.
         self._change_s = 10 * self.poll_interval
@@ -296,6 +333,7 @@ class WaveEngine:
         self._queued.clear()
         self._ready.clear()
         self._ready_count = 0
+        self._ready_by_sub.clear()
 
     def _line(self, now: float) -> None:
         self.flow.point()
@@ -454,6 +492,8 @@ class WaveEngine:
             self.log(result[1])
             lane = self._ready.pop(vault, None) or deque()
             self._ready_count -= len(lane)
+            if lane:
+                self._ready_by_sub[lane[0].sub] -= len(lane)
             for flight in lane:
                 self._skip_unstarted(flight, *result)
 
@@ -467,25 +507,35 @@ class WaveEngine:
 
     # -- looking ----------------------------------------------------------------------------------
 
-    def _want_ready(self, now: float) -> int:
-        """How many looked VMs to keep at hand: what the wave starts in half a look's
-        lifetime (so looks rarely go stale), at least a chunk's floor, at most a page. The
-        start rate is the last minute's, or what the limits allow over ten seconds when that
-        is higher (a wave still growing)."""
-        while self._admissions and self._admissions[0] < now - 60:
-            self._admissions.popleft()
-        rate = max(len(self._admissions) / 60, self.flow.allowed() / 10)
+    def _want_ready(self, sub: str, now: float) -> int:
+        """How many looked VMs of a subscription to keep at hand: what it starts in half a
+        look's lifetime (so looks rarely go stale), at least a chunk's floor, at most a page.
+        The start rate is the last minute's, or what its limit allows over ten seconds when
+        that is higher (a subscription still growing)."""
+        started = self._admissions.get(sub) or deque()
+        while started and started[0] < now - 60:
+            started.popleft()
+        rate = max(len(started) / 60, self.flow.limit(sub).allowed / 10)
         return int(max(LOOK_MIN_CHUNK, min(LOOK_CHUNK, rate * LOOK_MAX_AGE_S / 2)))
 
     def _look_ahead(self, now: float) -> None:
+        """Look at the next VMs of every subscription running short of looked VMs, in one
+        chunk (at most a page) shared between them by what each lacks."""
         if self._looking or not self._queued or self.gate.stop.is_set():
             return
-        want = self._want_ready(now)
-        if self._ready_count >= want // 2:
+        subs = self._queued.subscriptions()
+        self._look_turn = (self._look_turn + 1) % len(subs)
+        subs = subs[self._look_turn:] + subs[:self._look_turn]
+        need: dict[str, int] = {}
+        for sub in subs:
+            want, ready = self._want_ready(sub, now), self._ready_by_sub.get(sub, 0)
+            if ready < want // 2:
+                need[sub] = max(LOOK_MIN_CHUNK, want - ready)
+        if not need:
             return
-        size = min(LOOK_CHUNK, max(LOOK_MIN_CHUNK, want - self._ready_count))
-        chunk = [flight for flight in (self._queued.popleft()
-                                       for _ in range(min(size, len(self._queued))))
+        scale = min(1.0, LOOK_CHUNK / sum(need.values()))
+        chunk = [flight for sub, n in need.items()
+                 for flight in self._queued.take(sub, max(1, int(n * scale)))
                  if not self._blocked(flight)]
         if not chunk:
             return
@@ -537,6 +587,7 @@ class WaveEngine:
                 self._vault_turn.append(flight.vault)
             lane.append(flight)
             self._ready_count += 1
+            self._ready_by_sub[flight.sub] = self._ready_by_sub.get(flight.sub, 0) + 1
 
     def _unpause_look(self) -> None:
         self._looking -= 1
@@ -572,6 +623,7 @@ class WaveEngine:
             idle = 0
             lane.popleft()
             self._ready_count -= 1
+            self._ready_by_sub[flight.sub] -= 1
             if now - flight.look_at > LOOK_MAX_AGE_S:  # too old to trust: look again
                 flight.state = "queued"
                 self._queued.appendleft(flight)
@@ -601,7 +653,7 @@ class WaveEngine:
         flight.before_put = True
         self._before_put[flight.sub] = self._before_put.get(flight.sub, 0) + 1
         self.flow.enter(flight.sub, flight.vault)
-        self._admissions.append(now)
+        self._admissions.setdefault(flight.sub, deque()).append(now)
         flight.state = "reading"
         flight.started = datetime.now(UTC)
         flight.admitted_at = now
@@ -992,32 +1044,36 @@ class WaveEngine:
     def _verify_items(self, vault: str, flights: list[Flight],
                       done: Callable[[], None]) -> None:
         """The items of ``flights`` from one list of the vault's items when that costs fewer
-        reads than a GET each (the vault's last list size says how many pages it takes)."""
+        reads than a GET each (the vault's last list size says how many pages it takes); an
+        item a list did not hold is read by a GET (a 404 there: the item is gone)."""
         pages = max(1, -(-self._vault_items.get(vault, 0) // ITEMS_PAGE))
         client = self._client(flights[0])
         sub = flights[0].sub
-        if len(flights) >= pages:
-            ref = backup.vault_ref(flights[0].vm.vault_id)
-
-            def got(items: list[dict] | None) -> None:
-                if items is not None:
-                    seen = {str(item.get("id", "")).lower(): item for item in items}
-                    self._vault_items[vault] = len(seen)
-                    for flight in flights:
-                        self._verified(flight, seen.get(flight.vm.item_id.lower()))
-                done()
-
-            self._read_list(sub, client, wire.items_first_page(client, ref),
-                            f"listing protected items of vault {ref.vault}", got)
-            return
-        left = [len(flights)]
+        listed = [f for f in flights if not f.unlisted]
+        by_get = [f for f in flights if f.unlisted]
+        if len(listed) < pages:
+            listed, by_get = [], flights
+        left = [len(by_get) + (1 if listed else 0)]
 
         def each_done() -> None:
             left[0] -= 1
             if left[0] == 0:
                 done()
 
-        for flight in flights:
+        if listed:
+            ref = backup.vault_ref(flights[0].vm.vault_id)
+
+            def got(items: list[dict] | None) -> None:
+                if items is not None:
+                    seen = {str(item.get("id", "")).lower(): item for item in items}
+                    self._vault_items[vault] = len(seen)
+                    for flight in listed:
+                        self._verified(flight, seen.get(flight.vm.item_id.lower()))
+                each_done()
+
+            self._read_list(sub, client, wire.items_first_page(client, ref),
+                            f"listing protected items of vault {ref.vault}", got)
+        for flight in by_get:
             ref = backup.item_ref(flight.vm.item_id)
 
             def got_one(answer: Any, flight: Flight = flight) -> None:
@@ -1035,7 +1091,7 @@ class WaveEngine:
         if flight.state != "verify":
             return
         if item is None:  # not in the list (yet): a GET next round
-            flight.gets += 1
+            flight.unlisted = True
             return
         vm = flight.vm
         self._waiting_verify.get(flight.vault, {}).pop(vm.item_id.lower(), None)

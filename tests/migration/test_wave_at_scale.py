@@ -155,10 +155,10 @@ def test_in_flight_shrinks_under_provider_throttling_and_grows_back(prefect_api,
                 time.sleep(0.1)
             requests.post(f"{emu.endpoint}/_emulator/faults", verify=str(emu.ca_bundle),
                           json={"provider_write_rate": None}, timeout=10).raise_for_status()
-            lifted.append(time.monotonic())
+            lifted.append(time.time())
 
         watcher = threading.Thread(target=lift_once_half_is_done, daemon=True)
-        started = time.monotonic()
+        started = time.time()
         watcher.start()
         try:
             outcome = run_wave(settings, plan_id, 1, execute=True, out_dir=tmp_path / "out")
@@ -168,9 +168,11 @@ def test_in_flight_shrinks_under_provider_throttling_and_grows_back(prefect_api,
         assert outcome.counts == {"done": 600}, outcome.counts  # throttling never fails a VM
         assert outcome.stats["throttled"] > 0 and lifted
         curve = outcome.stats["in_flight_curve"]
-        lift_at = lifted[0] - started
-        before = [a for t, _n, a in curve if t < lift_at]
-        after = [a for t, _n, a in curve if t >= lift_at]
+        # The curve counts from the engine's start, which lies between this call and the
+        # wave's first journal event: points surely before, and surely after, the lift.
+        first_event = journal.events()["at"].min().timestamp()
+        before = [a for t, _n, a in curve if t < lifted[0] - first_event]
+        after = [a for t, _n, a in curve if t >= lifted[0] - started]
         peak = max(before)
         low = min(before[before.index(peak):])
         assert low < peak, "the limit never shrank under throttling"
