@@ -46,7 +46,8 @@ class AzureAccess:
 
     @cached_property
     def credential(self) -> TokenCredential:
-        return self._credential or build_credential(self.settings)
+        return self._credential or build_credential(self.settings, transport=RequestsTransport(
+            session=self._session, session_owner=False, connection_verify=self._verify()))
 
     @cached_property
     def _session(self) -> requests.Session:

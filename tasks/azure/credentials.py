@@ -12,11 +12,13 @@ from ..settings import Settings
 from .clouds import CLOUDS, resolve_cloud
 
 
-def build_credential(settings: Settings) -> TokenCredential:
+def build_credential(settings: Settings, transport: Any = None) -> TokenCredential:
     """``default``: DefaultAzureCredential (env, workload and managed identity, CLI, ...);
     ``cli``: the ``az login`` session; ``managed-identity``: the host's identity;
     ``emulator``: a service principal whose authority is the emulator itself, so the real
-    client-credentials flow runs against loopback."""
+    client-credentials flow runs against loopback. ``transport``: the HTTP transport token
+    requests share with the clients (azure-identity otherwise opens a session of its own, whose
+    pool of 10 is too small when a wave's workers all ask for their first token at once)."""
     from azure.identity import (
         AzureCliCredential,
         ClientSecretCredential,
@@ -31,6 +33,8 @@ def build_credential(settings: Settings) -> TokenCredential:
     common: dict[str, Any] = {}
     if settings.ca_bundle:
         common["connection_verify"] = str(settings.ca_bundle)
+    if transport is not None:
+        common["transport"] = transport
     kind = settings.credential
     if kind == "emulator":
         missing = [k for k in ("tenant_id", "client_id", "client_secret")
@@ -46,6 +50,7 @@ def build_credential(settings: Settings) -> TokenCredential:
             authority=settings.authority or settings.endpoint,
             disable_instance_discovery=True, **common)
     if kind == "cli":
+        common.pop("transport", None)  # az does the HTTP
         return AzureCliCredential(tenant_id=settings.tenant_id, **common)
     if kind == "managed-identity":
         return ManagedIdentityCredential(client_id=settings.client_id, **common)

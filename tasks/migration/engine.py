@@ -1081,8 +1081,10 @@ class WaveEngine:
                     raise answer
                 if answer.ok:
                     self._verified(flight, answer.body)
-                elif answer.status == 404:
-                    self._verified(flight, {})
+                elif answer.status == 404 and flight.state == "verify":
+                    self._fail(flight, "ITEM_GONE", "the VM's protected item was deleted while "
+                               "it moved (stop protection with delete data?)",
+                               [flight.job_id] if flight.job_id else [])
                 each_done()
 
             self._call(sub, "reads", lambda ref=ref: wire.get_item(client, ref), got_one)
