@@ -24,7 +24,7 @@ from .clouds import resolve_cloud
 from .credentials import build_credential
 from .pacing import ArmPacer
 
-POOL_SIZE = 64
+POOL_SIZE = 96
 
 
 class AzureAccess:

@@ -7,8 +7,11 @@ Recovery Services throttles some actions on its own (``ResourceRequestsThrottled
 Microsoft does not publish (api-notes section 5), and no per-vault concurrency figure exists
 either. So each subscription's in-flight limit adapts:
 
-- it starts small and grows by one for every change Azure accepts while nothing was throttled
-  (doubling about every round trip, as TCP's slow start), up to the configured ceilings;
+- it starts small and grows by two for every change Azure accepts while nothing was throttled
+  (one for the slot that change keeps while Azure works on it, one more: the VMs on their way
+  to their PUT double about every round trip, as TCP's slow start), up to the configured
+  ceilings. Growing by one only would hold those VMs at ``START``: at 8 a subscription and
+  a round trip of about 1.5 s (item read, journal, PUT) that is 5 changes a second of ARM's 10;
 - a throttled change (ARM's 429 or the provider's) sets the subscription's change rate to 90 %
   of what Azure took over the last ``RATE_WINDOW_S`` (at most once per ``COOL_DOWN_S``), so
   the cut acts at once rather than a change-latency later, and the limit shrinks to what that
@@ -80,7 +83,7 @@ class SubscriptionLimit:
         if self.rate is not None and now - self._last_throttle >= RECOVERY_S:
             self.rate = None  # no throttle for a while: grow as at the start
         if self.rate is None:  # nothing throttled (lately): slow start
-            self.limit = min(float(self.ceiling), self.limit + 1.0)
+            self.limit = min(float(self.ceiling), self.limit + 2.0)
             return
         if now - self._last_cut >= COOL_DOWN_S and now - self._last_probe >= PROBE_S:
             self.rate *= PROBE_GROWTH

@@ -74,7 +74,9 @@ LOOK_MIN_CHUNK = 50
 # only keeps one subscription's waiting calls from taking every worker).
 CALLS_PER_KIND = 8
 SLOW_WORKERS = 16
-POLICY_WORKERS = 16  # target policies made at once (each waits tens of seconds for Azure)
+# Target policies made at once: each waits for Azure (minutes at worst, emulator/timing.py),
+# and a vault's VMs wait for theirs, so every vault of a wave of 32 vaults starts together.
+POLICY_WORKERS = 32
 JOURNAL_FLUSH_S = 0.2
 ITEMS_PAGE = 200  # ARM list page size the emulator and Recovery Services use (unverified)
 JOB_MARGIN = timedelta(minutes=5)  # clock skew allowed in the job list's startTime filter
@@ -244,7 +246,7 @@ class WaveEngine:
         # Every subscription's calls of both kinds on the wire at once (the connection pool
         # holds clients.POOL_SIZE).
         self._pool = ThreadPoolExecutor(
-            max_workers=min(POOL_SIZE - SLOW_WORKERS - 2,
+            max_workers=min(POOL_SIZE - SLOW_WORKERS - POLICY_WORKERS - 2,
                             2 * CALLS_PER_KIND * max(1, len(subscriptions)) + 2),
             thread_name_prefix="arm")
         pacer = getattr(self.access, "pacer", None)
@@ -466,7 +468,13 @@ class WaveEngine:
     def _prepare(self, targets: list[Any], ensure: Any) -> None:
         if not targets or ensure is None:
             return
+        # Subscriptions take turns, so each has a vault ready early: their budgets are apart.
+        by_sub: dict[str, list[Any]] = {}
         for target in targets:
+            by_sub.setdefault(backup.vault_ref(target.vault_id).subscription_id.lower(),
+                              []).append(target)
+        turns = itertools.zip_longest(*by_sub.values())
+        for target in (t for turn in turns for t in turn if t is not None):
             vault = target.vault_id.lower()
             self._vault_pending[vault] = self._vault_pending.get(vault, 0) + 1
 
@@ -910,12 +918,13 @@ class WaveEngine:
         """Seconds until a vault's next look: long enough that one list catches about
         ``CATCH_PER_LIST`` VMs done (the vault's waiting VMs finish at about waiting / L a
         second, L the changes' mean duration so far), so lists stay a small share of the
-        reads per VM; at least ``poll_interval``, at most L / 2 (a VM never waits long)."""
+        reads per VM; at least ``poll_interval``, at most L / 4 (a VM never waits long: at the
+        end of a wave, when few VMs wait, the read budget is idle anyway)."""
         waiting = sum(len(w.get(vault) or {}) for w in (
             self._waiting_job, self._waiting_verify, self._waiting_backup, self._waiting_idle))
         took = self._change_s
         interval = CATCH_PER_LIST * took / max(1, waiting)
-        return max(self.poll_interval, min(interval, took / 2))
+        return max(self.poll_interval, min(interval, took / 4))
 
     def _watch_round(self, vault: str) -> None:
         """One look at a vault's waiting VMs: the job lists first (each VM's job by its id),
