@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .safe_cells import safe_values
+from .safe_cells import safe_column
 
 CONTRACT_COLUMNS = ["vm_id", "vm_name", "subscription_id", "resource_group", "location",
                     "vm_size", "vault", "policy_name", "readiness", "blockers", "warnings",
@@ -23,10 +23,16 @@ DETAIL_COLUMNS = ["os_type", "security_type", "protection_state", "consistency_t
 _NEEDS_QUOTES = re.compile(r'[,"\r\n]')
 
 
+_QUOTE_TRIGGERS = (",", '"', "\r", "\n")
+
+
 def _quoted(cells: list[str]) -> list[str]:
     """RFC 4180 quoting, as ``csv.writer``'s QUOTE_MINIMAL does it, decided per column first:
-    most columns (ids, names, rule ids) never need it, and one regex scan in C says so."""
-    if _NEEDS_QUOTES.search("\x1f".join(cells)) is None:
+    most columns (ids, names, rule ids) never need it, and four substring searches over the
+    joined column say so (C memchr-speed ``in``, several times faster than one regex scan with
+    a character class)."""
+    joined = "\x1f".join(cells)
+    if not any(ch in joined for ch in _QUOTE_TRIGGERS):
         return cells
     return ['"' + c.replace('"', '""') + '"' if _NEEDS_QUOTES.search(c) else c for c in cells]
 
@@ -34,13 +40,13 @@ def _quoted(cells: list[str]) -> list[str]:
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     """Join the lines ourselves over plain lists: about twice as fast as ``csv.writer`` and
     four times ``to_csv`` at 100k rows, with the same output."""
-    columns = [_quoted(safe_values(frame[c].tolist())) for c in frame.columns]
+    columns = [_quoted(safe_column(frame[c])) for c in frame.columns]
     header = ",".join(_quoted([str(c) for c in frame.columns]))
     with path.open("w", encoding="utf-8", newline="") as fh:
         fh.write(header + "\n")
         for start in range(0, len(frame), 10_000):
             rows = zip(*(c[start:start + 10_000] for c in columns), strict=True)
-            fh.write("".join([",".join(row) + "\n" for row in rows]))
+            fh.write("\n".join(map(",".join, rows)) + "\n")
     return path
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.inventory.schema import READINESS_VALUES
+from tasks.inventory.schema import READINESS_VALUES, distinct
+from tasks.rules.predicates import objects
 
 from .readiness_csv import CONTRACT_COLUMNS, DETAIL_COLUMNS
 
@@ -35,9 +36,12 @@ def portal_links(vm_ids: list[str], cloud: str) -> list[str]:
 
 
 def tags_text(tags: pd.Series) -> list[str]:
-    """``name=value; name=value`` sorted by name: filterable text in a cell."""
-    return ["; ".join(f"{k}={v}" for k, v in sorted(t.items())) if isinstance(t, dict) and t
-            else "" for t in tags.tolist()]
+    """``name=value; name=value`` sorted by name: filterable text in a cell (worked out once
+    per distinct cell object: ``schema.shared_tags``)."""
+    codes, cells = distinct(tags.to_numpy(dtype=object))
+    texts = np.array(["; ".join(f"{k}={v}" for k, v in sorted(t.items()))
+                      if isinstance(t, dict) and t else "" for t in cells] + [""], dtype=object)
+    return texts[codes].tolist()
 
 
 def _disk_stats(scored: pd.DataFrame, disks: pd.DataFrame | None) -> pd.DataFrame:
@@ -45,6 +49,17 @@ def _disk_stats(scored: pd.DataFrame, disks: pd.DataFrame | None) -> pd.DataFram
     if disks is None or not len(disks):
         zeros = pd.Series(0, index=scored.index, dtype="Int64")
         return pd.DataFrame({"disk_count": zeros, "data_disk_count": zeros})
+    keys = pd.Index(objects(index))
+    if keys.is_unique:
+        # One hash lookup per disk for its VM's row, then two counts per row (a group-by
+        # would hash the disks' keys once per count, and map the result back by key again).
+        rows = keys.get_indexer(objects(disks["vm_key"]))
+        found = rows >= 0
+        data = found & (disks["role"] == "data").to_numpy(dtype=bool, na_value=False)
+        return pd.DataFrame({
+            "disk_count": np.bincount(rows[found], minlength=len(keys)),
+            "data_disk_count": np.bincount(rows[data], minlength=len(keys)),
+        }, index=scored.index)
     counts = disks.groupby("vm_key").size()
     data = disks[disks["role"] == "data"].groupby("vm_key").size()
     return pd.DataFrame({

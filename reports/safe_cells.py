@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 TRIGGERS = frozenset("=+-@\t\r")
@@ -66,3 +67,22 @@ def safe_cells(values: Iterable[object]) -> list[object]:
             append(value)
     return out
 
+
+
+def safe_column(series: pd.Series) -> list[str]:
+    """``safe_values`` of a frame column, with integer and boolean columns turned to text in
+    one numpy pass (the same texts: ``str`` of each number or bool, missing as ""); numbers and
+    booleans are never text, so they need no formula check. Any other column goes through
+    ``safe_values``."""
+    dtype = series.dtype
+    boolean = pd.api.types.is_bool_dtype(dtype)
+    if len(series) and (boolean or pd.api.types.is_signed_integer_dtype(dtype)):
+        missing = series.isna().to_numpy(bool)
+        if boolean:
+            flags = series.to_numpy(dtype=bool, na_value=False)
+            texts = np.where(flags, "True", "False").astype(object)
+        else:
+            texts = series.to_numpy(dtype="int64", na_value=0).astype(str).astype(object)
+        texts[missing] = ""
+        return texts.tolist()
+    return safe_values(series.tolist())

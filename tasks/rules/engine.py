@@ -20,7 +20,13 @@ from tasks.errors import InputError, SettingsError
 from tasks.inventory import schema
 from tasks.policies.naming import check_template, target_policy_name
 from tasks.rules.checks import CHECKS
-from tasks.rules.predicates import VM_ROW, active_item, equals_any, vm_rows
+from tasks.rules.predicates import (
+    VM_ROW,
+    active_item,
+    equals_any,
+    factorized_once,
+    vm_rows,
+)
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "config" / "rules"
 SEVERITIES = ("blocker", "warning", "unknown", "info")
@@ -303,11 +309,12 @@ def _evaluate(vms: pd.DataFrame, disks: pd.DataFrame, pack: RulePack,
     disks = schema.conform(disks, schema.DISK_COLUMNS)
     disks[VM_ROW] = vm_rows(vms, disks)  # the disk -> VM join, done once for every disk rule
     columns: dict[str, np.ndarray] = {}
-    for rule in pack.enabled():
-        fired = CHECKS[rule.id].check(vms, disks, rule.params, ctx)
-        if not isinstance(fired, pd.Series) or not fired.index.equals(vms.index):
-            raise RuntimeError(f"check {rule.id} must return a Series on vms.index")
-        columns[rule.id] = fired.astype("boolean").fillna(False).to_numpy(bool)
+    with factorized_once():  # several checks read the same columns
+        for rule in pack.enabled():
+            fired = CHECKS[rule.id].check(vms, disks, rule.params, ctx)
+            if not isinstance(fired, pd.Series) or not fired.index.equals(vms.index):
+                raise RuntimeError(f"check {rule.id} must return a Series on vms.index")
+            columns[rule.id] = fired.astype("boolean").fillna(False).to_numpy(bool)
     return pd.DataFrame(columns, index=vms.index, columns=[r.id for r in pack.enabled()],
                         dtype=bool)
 

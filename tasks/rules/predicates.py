@@ -11,11 +11,15 @@ distinct values only (``pd.factorize``, a C hash pass) and spread back with one 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from itertools import chain
 
 import numpy as np
 import pandas as pd
+
+from tasks.inventory.schema import distinct
 
 
 def objects(series: pd.Series) -> np.ndarray:
@@ -28,10 +32,38 @@ def _normalize(value: object) -> str:
     return "" if value is None or value is pd.NA else str(value).strip().casefold()
 
 
+# Within ``factorized_once()``: a column's backing array -> (that array, codes, uniques), so
+# the checks that read one column (the disks' storage types and skus, the image publisher)
+# hash its values once per evaluation, not once per check.
+_FACTORIZED: ContextVar[dict[int, tuple] | None] = ContextVar("factorized", default=None)
+
+
+@contextmanager
+def factorized_once() -> Iterator[None]:
+    """While open, ``per_value`` factorizes each column array once (the frames must not change
+    meanwhile: the rule engine evaluates its own copies)."""
+    token = _FACTORIZED.set({})
+    try:
+        yield
+    finally:
+        _FACTORIZED.reset(token)
+
+
+def _factorize(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    cache = _FACTORIZED.get()
+    if cache is None:
+        return pd.factorize(objects(series))
+    array = series.array
+    hit = cache.get(id(array))
+    if hit is None or hit[0] is not array:  # the array is kept, so its id is not reused
+        hit = cache[id(array)] = (array, *pd.factorize(objects(series)))
+    return hit[1], hit[2]
+
+
 def per_value(series: pd.Series, test: Callable[[str], bool]) -> pd.Series:
     """``test`` applied to each distinct casefolded, stripped value (missing -> ``""``), spread
     back to every row as a bool Series on ``series.index``."""
-    codes, uniques = pd.factorize(objects(series))
+    codes, uniques = _factorize(series)
     hits = np.fromiter((bool(test(_normalize(u))) for u in uniques), dtype=bool,
                        count=len(uniques))
     hits = np.append(hits, bool(test("")))  # code -1 (missing) takes the last slot
@@ -84,8 +116,10 @@ def any_disk(vms: pd.DataFrame, disks: pd.DataFrame, mask: pd.Series) -> pd.Seri
 def has_tag(tags: pd.Series, name: str, value: str) -> pd.Series:
     """True where a dict cell has tag ``name`` (any case) with ``value`` (any case; ``""``
     matches any value). The cells are flattened once into (row, name, value) arrays, then
-    names and values are matched on their distinct values."""
-    cells = [t if isinstance(t, Mapping) else {} for t in tags.to_numpy(dtype=object)]
+    names and values are matched on their distinct values; cells that are one object
+    (``schema.shared_tags``) are looked at once."""
+    codes, distinct_cells = distinct(tags.to_numpy(dtype=object))
+    cells = [t if isinstance(t, Mapping) else {} for t in distinct_cells]
     counts = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
     rows = np.repeat(np.arange(len(cells)), counts)
     names = pd.Series(list(chain.from_iterable(cells)), dtype=object)
@@ -95,7 +129,7 @@ def has_tag(tags: pd.Series, name: str, value: str) -> pd.Series:
         hit = hit & equals_any(values, [value]).to_numpy()
     out = np.zeros(len(cells), dtype=bool)
     out[rows[hit]] = True
-    return pd.Series(out, index=tags.index)
+    return pd.Series(out[codes], index=tags.index)
 
 
 # Readiness step 1 (supported-scenarios.md): protection stopped on purpose, ARM or ARG view.

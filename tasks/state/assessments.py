@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from ..errors import CcmigrateError, InputError
+from ..inventory.schema import distinct
 from .db import masked, write_transaction
 from .tables import VM_FIELDS, assessment_vms, assessments
 
@@ -116,8 +117,11 @@ def scope_key(scope: dict[str, Any]) -> str:
 
 # -- writing ----------------------------------------------------------------------------------
 
-def save_assessment(engine: Engine, record: AssessmentRecord, scored: pd.DataFrame) -> None:
+def save_assessment(engine: Engine, record: AssessmentRecord, scored: pd.DataFrame, *,
+                    defer_checkpoint: bool = False) -> None:
     """Store ``record`` and one row per VM of ``scored``, in one transaction (all or nothing).
+    ``defer_checkpoint``: see ``db.write_transaction`` (the caller then runs
+    ``db.checkpoint``).
 
     Takes the columns of ``assessment_vms`` from the frame; optional ones it lacks are stored as
     "" (``vm_key`` defaults to the lower-cased ``vm_id``). Fills ``record.vm_count`` and
@@ -133,7 +137,7 @@ def save_assessment(engine: Engine, record: AssessmentRecord, scored: pd.DataFra
         record.counts = {str(k): int(v) for k, v in
                          scored["readiness"].astype("string").fillna("").value_counts()
                          .sort_index().items()}
-    with write_transaction(engine) as conn:
+    with write_transaction(engine, defer_checkpoint=defer_checkpoint) as conn:
         try:
             conn.execute(sa.insert(assessments).values(_record_row(record)))
         except sa.exc.IntegrityError:
@@ -143,13 +147,33 @@ def save_assessment(engine: Engine, record: AssessmentRecord, scored: pd.DataFra
 
 
 def _tags_json(scored: pd.DataFrame) -> list[str]:
-    """The ``tags`` column (dicts) as JSON text, ``{}`` for a VM without tags. One ``json.dumps``
-    per tagged VM is the whole cost (the 100k-VM save is benchmarked)."""
+    """The ``tags`` column (dicts) as JSON text, ``{}`` for a VM without tags: one encoding per
+    distinct cell object (``schema.shared_tags`` makes equal tag sets one object)."""
     if "tags" not in scored.columns:
         return ["{}"] * len(scored)
-    # One encoder for every VM: json.dumps with options builds a new one per call.
-    dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
-    return [dumps(t) if isinstance(t, dict) and t else "{}" for t in scored["tags"].tolist()]
+    dumps = _tag_encoder()
+    codes, cells = distinct(scored["tags"].to_numpy(dtype=object))  # schema.shared_tags
+    texts = np.array([dumps(t) if isinstance(t, dict) and t else "{}" for t in cells] + ["{}"],
+                     dtype=object)
+    return texts[codes].tolist()
+
+
+def _tag_encoder() -> Any:
+    """``json.dumps(tags, ensure_ascii=False, default=str)`` for a dict, the same text.
+
+    ``JSONEncoder.encode`` builds a new C encoder (``c_make_encoder``) on every call, which is
+    most of its cost for a small dict; this builds it once, with the arguments ``iterencode``
+    passes it (no circular check: tags are flat). Without the C accelerator, one encoder
+    object's ``encode``."""
+    from json import encoder
+
+    make = getattr(encoder, "c_make_encoder", None)
+    if make is None:
+        return json.JSONEncoder(ensure_ascii=False, default=str).encode
+    iterencode = make(None, str, encoder.encode_basestring, None, ": ", ", ", False, False,
+                      True)
+    join = "".join
+    return lambda tags: join(iterencode(tags, 0))
 
 
 def _vm_rows(assessment_id: str, scored: pd.DataFrame) -> list[tuple[str, ...]]:

@@ -82,14 +82,45 @@ def open_store(url: str, *, migrate: bool = True,
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
+def write_transaction(engine: Engine, *, defer_checkpoint: bool = False) -> Iterator[Connection]:
     """A transaction that takes SQLite's write lock up front (``BEGIN IMMEDIATE``), so two writers
     queue on the busy timeout instead of one failing when its read lock cannot be upgraded.
-    Elsewhere a plain transaction."""
+    Elsewhere a plain transaction.
+
+    ``defer_checkpoint``: in WAL mode SQLite copies the log back into the database file right
+    after a commit that leaves it longer than ``wal_autocheckpoint`` pages (1000 by default;
+    MD sqlite.org/wal.html, "Automatic Checkpoint"), inside ``commit``: for a big write that
+    copy and its fsync are most of the commit. Deferred, the commit only appends to the log
+    (as durable as before under ``synchronous=NORMAL``: the log is what a crash recovers
+    from), and the caller runs ``checkpoint`` when it suits, e.g. in a thread beside other
+    work (SQLite holds no Python lock meanwhile)."""
     with engine.connect() as conn:
-        conn.execution_options(ccmigrate_begin="IMMEDIATE")
-        with conn.begin():
-            yield conn
+        raw = conn.connection.driver_connection if defer_checkpoint and _is_sqlite(conn) \
+            else None
+        before = None
+        if raw is not None:
+            before = raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+            raw.execute("PRAGMA wal_autocheckpoint = 0")
+        try:
+            conn.execution_options(ccmigrate_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
+        finally:
+            if raw is not None:
+                raw.execute(f"PRAGMA wal_autocheckpoint = {int(before)}")
+
+
+def checkpoint(engine: Engine) -> None:
+    """Copy SQLite's write-ahead log back into the database file (a passive checkpoint: it
+    waits for no reader or writer); nothing to do for other databases."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def _is_sqlite(conn: Connection) -> bool:
+    return conn.dialect.name == "sqlite"
 
 
 # -- internals --------------------------------------------------------------------------------
