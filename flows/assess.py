@@ -8,6 +8,7 @@ each for scoring, writing and recording. Never one per VM.
 
 from __future__ import annotations
 
+import gc
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -229,6 +230,11 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
                      else SkuFacts().frame)
         timings["policies_and_skus_wait"] = time.monotonic() - mark
 
+        # Everything alive now (the raw rows, Prefect, the imports: millions of objects at 100k
+        # VMs) leaves the cyclic collector's view until the flow ends: the local work below
+        # allocates enough to set off full collections, each of which would walk all of it.
+        # Objects still die by their reference counts; ``run_assessment`` unfreezes.
+        gc.freeze()
         mark = time.monotonic()
         inventory = build_inventory(rows, policies, sku_frame, settings, item_states)
         rows.clear()  # the raw rows (most of the memory at 100k VMs) are not read again
@@ -314,7 +320,10 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
                 "summary": summary, "scored": scored, "report": report,
                 "disks": inventory.disks}
 
-    result = assess(settings, str(out_dir))
+    try:
+        result = assess(settings, str(out_dir))
+    finally:
+        gc.unfreeze()  # frozen once the Azure reads were in: the collector sees them again
     return AssessmentOutcome(result["assessment_id"], Path(out_dir),
                              {k: Path(v) for k, v in result["files"].items()},
                              result["summary"], result["scored"], result["report"],

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .safe_cells import safe_column
+from .safe_cells import plain_text_joined, safe_column, safe_values
 
 CONTRACT_COLUMNS = ["vm_id", "vm_name", "subscription_id", "resource_group", "location",
                     "vm_size", "vault", "policy_name", "readiness", "blockers", "warnings",
@@ -34,13 +34,32 @@ def _quoted(cells: list[str]) -> list[str]:
     joined = "\x1f".join(cells)
     if not any(ch in joined for ch in _QUOTE_TRIGGERS):
         return cells
+    return _quote_each(cells)
+
+
+def _quote_each(cells: list[str]) -> list[str]:
     return ['"' + c.replace('"', '""') + '"' if _NEEDS_QUOTES.search(c) else c for c in cells]
+
+
+def _column(series: pd.Series) -> list[str]:
+    """A column's cells, formula-safe and quoted. A text column (the usual one) is joined
+    once: the text that says it needs no formula guard also says whether it needs quotes
+    (a comma, quote or carriage return in it, or more newlines than the joins)."""
+    if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
+        values = series.tolist()
+        joined = plain_text_joined(values)
+        if joined is None:
+            return _quoted(safe_values(values))
+        if any(ch in joined for ch in ',"\r') or joined.count("\n") != len(values) - 1:
+            return _quote_each(values)
+        return values
+    return _quoted(safe_column(series))
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     """Join the lines ourselves over plain lists: about twice as fast as ``csv.writer`` and
     four times ``to_csv`` at 100k rows, with the same output."""
-    columns = [_quoted(safe_column(frame[c])) for c in frame.columns]
+    columns = [_column(frame[c]) for c in frame.columns]
     header = ",".join(_quoted([str(c) for c in frame.columns]))
     with path.open("w", encoding="utf-8", newline="") as fh:
         fh.write(header + "\n")

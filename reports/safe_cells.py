@@ -19,17 +19,24 @@ def _missing(value: object) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
-def _all_plain_text(values: Sequence[object]) -> bool:
-    """True when every value is a string and none starts with a trigger, so the usual column
-    skips the per-cell pass entirely: the types in one C pass, then one search of the joined
-    column for a trigger after a newline (a value holding a newline then a trigger only costs
-    the per-cell pass)."""
+def plain_text_joined(values: Sequence[object]) -> str | None:
+    """The values joined by newlines when every value is a string and none starts with a
+    trigger (so the usual column skips the per-cell pass entirely: the types in one C pass,
+    then one search of the joined column for a trigger after a newline; a value holding a
+    newline then a trigger only costs the per-cell pass); else None. The CSV writer reads its
+    quoting needs from the same text."""
     if not values:
-        return True
+        return ""
     if set(map(type, values)) != {str}:
-        return False
+        return None
     joined = "\n".join(values)  # type: ignore[arg-type]
-    return joined[:1] not in TRIGGERS and _TRIGGER_AFTER_NEWLINE.search(joined) is None
+    if joined[:1] in TRIGGERS or _TRIGGER_AFTER_NEWLINE.search(joined) is not None:
+        return None
+    return joined
+
+
+def _all_plain_text(values: Sequence[object]) -> bool:
+    return plain_text_joined(values) is not None
 
 
 def safe_values(values: Iterable[object]) -> list[str]:

@@ -53,12 +53,15 @@ def _os_disks(raw: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _data_disks(keys: pd.Series, data_disks: pd.Series) -> pd.DataFrame:
-    """Data disk rows: the one Python pass, since each VM lists its data disks as JSON."""
+def _data_disks(keys: pd.Series, data_disks: pd.Series) -> tuple[pd.DataFrame, np.ndarray]:
+    """Data disk rows: the one Python pass, since each VM lists its data disks as JSON; and
+    how many each VM has (its rows follow one another, in the VMs' order)."""
     rows: list[tuple] = []
     append = rows.append
+    lists = data_disks.tolist()
+    counts = np.fromiter((len(d) if d else 0 for d in lists), dtype=np.int64, count=len(lists))
     # Plain lists: iterating pandas string arrays element by element is several times slower.
-    for key, disks in zip(keys.tolist(), data_disks.tolist(), strict=True):
+    for key, disks in zip(keys.tolist(), lists, strict=True):
         if not disks:
             continue
         for disk in disks:
@@ -73,7 +76,23 @@ def _data_disks(keys: pd.Series, data_disks: pd.Series) -> pd.DataFrame:
                                         "write_accelerator", "profile_gb"])
     frame.insert(1, "role", "data")
     frame["ephemeral"] = False
-    return frame
+    return frame, counts
+
+
+def _provisioned(vms: pd.DataFrame, raw_keys: pd.Series, vm_row: np.ndarray,
+                 sizes: pd.Series) -> pd.Series:
+    """Per VM the sum of its disks' known sizes, <NA> when none is known (a group-by sum with
+    ``min_count=1``), added up by the disks' VM rows instead of hashing their keys again."""
+    known = sizes.notna().to_numpy(bool)
+    values = sizes.to_numpy(dtype="float64", na_value=0.0)
+    totals = np.bincount(vm_row[known], weights=values[known], minlength=len(raw_keys))
+    counted = np.bincount(vm_row[known], minlength=len(raw_keys))
+    per_raw = pd.Series(pd.arrays.IntegerArray(totals.round().astype(np.int64), counted == 0),
+                        index=raw_keys.to_numpy(dtype=object))
+    if len(vms) == len(raw_keys) and np.array_equal(vms["vm_key"].to_numpy(dtype=object),
+                                                    per_raw.index.to_numpy(dtype=object)):
+        return pd.Series(per_raw.array, index=vms.index)
+    return vms["vm_key"].map(per_raw).astype("Int64")
 
 
 def _disk_facts(attached: list[dict], special: list[dict]) -> pd.DataFrame:
@@ -89,6 +108,25 @@ def _disk_facts(attached: list[dict], special: list[dict]) -> pd.DataFrame:
 def _gb(values: pd.Series) -> pd.Series:
     """Sizes in whole GB as nullable integers; anything that is not a number is unknown."""
     return pd.to_numeric(values, errors="coerce").round().astype("Int64")
+
+
+# Item columns of few distinct values (states, vaults, policies) over many VMs.
+FEW_VALUES = {"protection_state", "arg_protection_state", "last_backup_status", "policy_id",
+              "vault_id"}
+
+
+def _few(values: pd.Series, lower: bool = False) -> pd.Series:
+    """A text column of few distinct values (regions, sizes, states, vault and policy ids),
+    lower-cased when asked, with every equal value one string object: each row's value was
+    its own object as parsed from the rows, and each later pass (scoring, the reports, the
+    state store) reads them all; fewer objects are fewer cache misses. Lower-casing happens
+    once per distinct value. The same values as ``values`` (``.str.lower()``), missing kept."""
+    if not pd.api.types.is_string_dtype(values.dtype) or values.dtype == object:
+        return values.str.lower() if lower else values
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+    distinct = [u.lower() for u in uniques] if lower else list(uniques)
+    shared = np.array([*distinct, np.nan], dtype=object)[codes]  # code -1 (missing): NaN
+    return pd.Series(shared, index=values.index, dtype=values.dtype)
 
 
 def _fill_with_last_segment(values: pd.Series, ids: pd.Series) -> pd.Series:
@@ -109,7 +147,9 @@ def _items(items: list[dict], vault_names: dict[str, str],
     frame = pd.DataFrame.from_records(items, columns=cols).fillna("")
     if frame.empty:
         return pd.DataFrame(columns=["vm_key"])
-    frame = frame.drop_duplicates("id").reset_index(drop=True)  # read on two pages: once
+    repeated = frame["id"].duplicated()
+    if repeated.any():  # an item read on two pages counts once
+        frame = frame[~repeated].reset_index(drop=True)
     if arm_states:
         # ARM's word wins; Resource Graph's own state then decides nothing for that item.
         get = arm_states.get
@@ -128,8 +168,13 @@ def _items(items: list[dict], vault_names: dict[str, str],
     # Per VM: active first, then the latest backup, then the order read (a stable sort). The
     # keys are integer codes (the VM in order of appearance, the backup time's rank), sorted
     # by one numpy lexsort: sorting the strings themselves was most of this function's time.
+    # Only VMs with more than one item need the times ranked.
     vm_codes, _ = pd.factorize(frame["vmKey"].to_numpy(dtype=object))
-    time_rank, _ = pd.factorize(frame["lastBackupTime"].to_numpy(dtype=object), sort=True)
+    several = np.bincount(vm_codes)[vm_codes] > 1
+    time_rank = np.zeros(len(frame), dtype=np.int64)
+    if several.any():
+        time_rank[several] = pd.factorize(
+            frame["lastBackupTime"].to_numpy(dtype=object)[several], sort=True)[0]
     order = np.lexsort((-time_rank, ~active, vm_codes))
     grouped = vm_codes[order]
     first = np.ones(len(order), dtype=bool)
@@ -180,12 +225,12 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
                "osDiskWriteAccelerator", "osDiskVhd", "osDiskPlacement", "osDiskSizeGB",
                "dataDisks"]
     raw = pd.DataFrame.from_records(rows.get("vms", []), columns=vm_cols)
-    repeated = raw["id"].str.lower().duplicated()
+    raw["vm_key"] = raw["id"].str.lower()
+    repeated = raw["vm_key"].duplicated()
     if repeated.any():  # one row per VM, the first read kept
         raw = raw[~repeated].reset_index(drop=True)
     excluded = excluded_mask(raw, settings)
     raw = raw[~excluded].reset_index(drop=True) if len(raw) else raw
-    raw["vm_key"] = raw["id"].str.lower()
 
     vault_rows = [r for r in rows.get("vaults_and_sql", [])
                   if r.get("type") == "microsoft.recoveryservices/vaults"]
@@ -196,12 +241,14 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
 
     vms = pd.DataFrame({
         "vm_id": raw["id"], "vm_key": raw["vm_key"], "vm_name": raw["name"],
-        "subscription_id": raw["subscriptionId"].str.lower(),
-        "resource_group": raw["resourceGroup"].str.lower(),
-        "location": raw["location"].str.lower(), "vm_size": raw["vmSize"].fillna(""),
-        "os_type": raw["osType"].fillna(""), "image_publisher": raw["imagePublisher"].fillna(""),
-        "image_offer": raw["imageOffer"].fillna(""), "image_sku": raw["imageSku"].fillna(""),
-        "security_type": raw["securityType"].fillna(""),
+        "subscription_id": _few(raw["subscriptionId"], lower=True),
+        "resource_group": _few(raw["resourceGroup"], lower=True),
+        "location": _few(raw["location"], lower=True), "vm_size": _few(raw["vmSize"]).fillna(""),
+        "os_type": _few(raw["osType"]).fillna(""),
+        "image_publisher": _few(raw["imagePublisher"]).fillna(""),
+        "image_offer": _few(raw["imageOffer"]).fillna(""),
+        "image_sku": _few(raw["imageSku"]).fillna(""),
+        "security_type": _few(raw["securityType"]).fillna(""),
         "ultra_ssd_enabled": raw["ultraSSDEnabled"].fillna("").str.lower() == "true",
         "tags": shared_tags(raw["tags"].tolist()),
         "is_sql_vm": raw["vm_key"].isin(sql_vms),
@@ -213,7 +260,12 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
     vms = vms.merge(items, on="vm_key", how="left") if len(items.columns) > 1 else vms
     for col in ("item_id", "protection_state", "arg_protection_state", "last_backup_status",
                 "last_backup_time", "policy_id", "other_items", "vault_id", "vault"):
-        vms[col] = vms[col].fillna("") if col in vms else ""
+        if col not in vms:
+            vms[col] = ""
+        elif col in FEW_VALUES:
+            vms[col] = _few(vms[col]).fillna("")
+        else:
+            vms[col] = vms[col].fillna("")
     vms["protected"] = vms["protected"].fillna(False).astype(bool) if "protected" in vms \
         else False
     vms["item_count"] = vms["item_count"].fillna(0) if "item_count" in vms else 0
@@ -238,13 +290,20 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
 
     # Disks: OS disks first, then data disks, one row each.
     raw["vm_key"] = vms["vm_key"]
-    disks = pd.concat([_os_disks(raw), _data_disks(raw["vm_key"], raw["dataDisks"])],
-                      ignore_index=True)
+    data_disks, per_vm = _data_disks(raw["vm_key"], raw["dataDisks"])
+    disks = pd.concat([_os_disks(raw), data_disks], ignore_index=True)
+    for col in ("storage_type", "caching"):
+        disks[col] = _few(disks[col])
+    # The row in ``raw`` of each disk's VM: OS disks in the VMs' order, then the data disks.
+    vm_row = np.concatenate([np.arange(len(raw)), np.repeat(np.arange(len(raw)), per_vm)])
     checked = "disk_check" in rows and "attached_disks" not in rows
     facts_frame = _disk_facts(rows.get("attached_disks", []), rows.get("special_disks", []))
-    disks = disks.merge(facts_frame, on="disk_key", how="left", indicator=True)
-    listed = disks["_merge"] == "both"
-    disks = disks.drop(columns="_merge")
+    # A left join on the disk id (the facts hold each id once): one index lookup per disk.
+    at = pd.Index(facts_frame["disk_key"]).get_indexer(disks["disk_key"])
+    listed = pd.Series(at >= 0, index=disks.index)
+    facts_frame = facts_frame.drop(columns="disk_key").reset_index(drop=True)
+    for col in facts_frame.columns:  # -1 is no label: <NA>, upcast as a merge would
+        disks[col] = facts_frame[col].reindex(at).to_numpy()
     if checked:
         # disk_check names the referenced disks that are absent or sized otherwise than the
         # VM lists them; every other managed disk exists as its VM describes it, and its sku is
@@ -268,8 +327,7 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
     # disks have no resource; a disk outside the scope is not found).
     disks["size_gb"] = _gb(disks["resource_gb"]).fillna(_gb(disks["profile_gb"]))
     disks = disks.drop(columns=["resource_gb", "profile_gb"])
-    provisioned = disks.groupby("vm_key", sort=False)["size_gb"].sum(min_count=1)
-    vms["provisioned_gb"] = vms["vm_key"].map(provisioned).astype("Int64")
+    vms["provisioned_gb"] = _provisioned(vms, raw["vm_key"], vm_row, disks["size_gb"])
 
     return Inventory(conform(vms, VM_COLUMNS), conform(disks, DISK_COLUMNS),
                      int(excluded.sum()) if len(excluded) else 0, int(repeated.sum()))

@@ -107,6 +107,10 @@ SCORED_COLUMNS: Mapping[str, tuple[str, str]] = {
                                 "for VMs that would not move"),
 }
 
+# pandas 3 always copies on write (its option is kept but ignored); pandas 2 when asked to.
+_COPY_ON_WRITE = (int(pd.__version__.split(".")[0]) >= 3
+                  or pd.options.mode.copy_on_write is True)
+
 READINESS_VALUES = ("ready", "ready_with_conditions", "not_ready", "already_crash_consistent",
                     "not_protected", "unknown")
 
@@ -122,7 +126,10 @@ def conform(frame: pd.DataFrame, columns: Mapping[str, tuple[str, str]]) -> pd.D
     missing = [c for c in columns if c not in frame.columns and c not in FILLED_WHEN_ABSENT]
     if missing:
         raise KeyError(f"inventory frame lacks declared columns: {missing}")
-    out = frame.copy()
+    # A shallow copy under pandas' copy-on-write (always on from pandas 3): the columns set or
+    # changed below, and by callers on the result, never reach ``frame``, and a deep copy
+    # would copy every column of a 100k-row frame again for nothing. Without it, a deep copy.
+    out = frame.copy(deep=not _COPY_ON_WRITE)
     for name in FILLED_WHEN_ABSENT:
         if name in columns and name not in out.columns:
             out[name] = pd.Series(pd.NA, index=out.index, dtype=columns[name][0])

@@ -347,7 +347,9 @@ def score(vms: pd.DataFrame, disks: pd.DataFrame, pack: RulePack, ctx: RuleConte
     ]
     choices = ["not_protected", "already_crash_consistent", "not_ready", "unknown",
                "ready_with_conditions"]
-    out["readiness"] = np.select(conditions, choices, default="ready")
+    # Object choices: each row holds one of six shared strings, not a string of its own.
+    out["readiness"] = np.select(conditions, [np.array(c, dtype=object) for c in choices],
+                                 default=np.array("ready", dtype=object))
     out["target_policy"] = _targets(vms["policy_name"], out["readiness"], target_template)
     return schema.conform(out, {**schema.VM_COLUMNS, **schema.SCORED_COLUMNS})
 
