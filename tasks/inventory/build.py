@@ -292,8 +292,6 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
     raw["vm_key"] = vms["vm_key"]
     data_disks, per_vm = _data_disks(raw["vm_key"], raw["dataDisks"])
     disks = pd.concat([_os_disks(raw), data_disks], ignore_index=True)
-    for col in ("storage_type", "caching"):
-        disks[col] = _few(disks[col])
     # The row in ``raw`` of each disk's VM: OS disks in the VMs' order, then the data disks.
     vm_row = np.concatenate([np.arange(len(raw)), np.repeat(np.arange(len(raw)), per_vm)])
     checked = "disk_check" in rows and "attached_disks" not in rows
