@@ -542,9 +542,13 @@ class WaveEngine:
         if not need:
             return
         scale = min(1.0, LOOK_CHUNK / sum(need.values()))
-        chunk = [flight for sub, n in need.items()
-                 for flight in self._queued.take(sub, max(1, int(n * scale)))
-                 if not self._blocked(flight)]
+        chunk: list[Flight] = []
+        for sub, n in need.items():  # the turn's order: with many subscriptions, a page fills
+            room = LOOK_CHUNK - len(chunk)
+            if room <= 0:
+                break
+            chunk += [flight for flight in self._queued.take(sub, min(room, max(1, int(n * scale))))
+                      if not self._blocked(flight)]
         if not chunk:
             return
         for flight in chunk:
