@@ -340,6 +340,8 @@ def _finish_configure(world: World, svc: BackupService, op: Operation, job: Job,
         if isinstance(props.get("extendedInfo"), dict):
             props["extendedInfo"] = {**props["extendedInfo"], "policyInconsistent": False}
         world.state.put({**item, "properties": props})
+    if world.faults.item_deleted_after_change(vm_id):
+        world.state.delete(item_id)
     refresh_count(world, vault["id"], current["id"])
     if old_policy and old_policy.lower() != current["id"].lower():
         refresh_count(world, vault["id"], old_policy)

@@ -99,6 +99,10 @@ class Faults:
     # VM names or ids whose item change succeeds (operation Succeeded, policy re-pointed) while
     # its ConfigureBackup job fails afterwards.
     jobs_fail_after_operation: list[str] = field(default_factory=list)
+    # VM names or ids whose protected item someone deletes (stop protection with delete data,
+    # out of band) in the instant its change completes: the change's job says Completed while
+    # the item is already gone, the narrowest window a client can meet.
+    items_deleted_after_change: list[str] = field(default_factory=list)
     # Recovery Services' own per-action throttling (api-notes section 5: the error code and
     # message from hashicorp/terraform-provider-azurerm #26874; Microsoft publishes no numbers).
     # Answered 429 ResourceRequestsThrottled while the subscription's remaining-requests header
@@ -193,6 +197,9 @@ class Faults:
 
     def job_fails_after_operation(self, vm_id: str) -> bool:
         return named_in(vm_id, self.jobs_fail_after_operation)
+
+    def item_deleted_after_change(self, vm_id: str) -> bool:
+        return named_in(vm_id, self.items_deleted_after_change)
 
     def take_partial_failure(self, policy_id: str) -> bool:
         """True once per listed policy: its next edit fails part-way."""

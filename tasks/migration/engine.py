@@ -42,7 +42,7 @@ import itertools
 import queue
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -116,22 +116,40 @@ class Lanes:
     def __init__(self) -> None:
         self.lanes: dict[str, deque[Flight]] = {}
         self.count = 0
+        self.in_vault: dict[str, int] = {}  # vault -> its VMs in the lanes
 
     def __len__(self) -> int:
         return self.count
 
     def append(self, flight: Flight) -> None:
         self.lanes.setdefault(flight.sub, deque()).append(flight)
-        self.count += 1
+        self._counted(flight.vault, 1)
 
     def appendleft(self, flight: Flight) -> None:
         self.lanes.setdefault(flight.sub, deque()).appendleft(flight)
-        self.count += 1
+        self._counted(flight.vault, 1)
 
-    def take(self, sub: str, n: int) -> list[Flight]:
+    def _counted(self, vault: str, n: int) -> None:
+        self.count += n
+        self.in_vault[vault] = self.in_vault.get(vault, 0) + n
+
+    def available(self, sub: str, held: Collection[str] = ()) -> int:
+        """VMs of ``sub`` in its lane outside the ``held`` vaults."""
+        lane = self.lanes.get(sub)
+        return len(lane) - sum(self.in_vault.get(v, 0) for v in held) if lane else 0
+
+    def take(self, sub: str, n: int, held: Collection[str] = ()) -> list[Flight]:
+        """The next ``n`` VMs of ``sub`` in plan order, passing over the ``held`` vaults'
+        (which keep their places)."""
         lane = self.lanes.get(sub) or deque()
-        taken = [lane.popleft() for _ in range(min(n, len(lane)))]
-        self.count -= len(taken)
+        taken: list[Flight] = []
+        passed: list[Flight] = []
+        while lane and len(taken) < n:
+            flight = lane.popleft()
+            (passed if flight.vault in held else taken).append(flight)
+        lane.extendleft(reversed(passed))
+        for flight in taken:
+            self._counted(flight.vault, -1)
         return taken
 
     def subscriptions(self) -> list[str]:
@@ -139,6 +157,7 @@ class Lanes:
 
     def clear(self) -> None:
         self.lanes.clear()
+        self.in_vault.clear()
         self.count = 0
 
 
@@ -219,6 +238,7 @@ class WaveEngine:
         self._policy_pool = ThreadPoolExecutor(max_workers=POLICY_WORKERS,
                                                thread_name_prefix="policy")
         self._vault_pending: dict[str, int] = {}  # vault -> its target policies not ready yet
+        self._held: dict[str, set[str]] = {}  # subscription -> its vaults with policies pending
         self._vault_blocked: dict[str, tuple[str, str]] = {}  # vault -> (code, reason)
         self._last_line = 0.0
         self._admissions: dict[str, deque[float]] = {}  # sub -> when VMs started (last min)
@@ -477,6 +497,8 @@ class WaveEngine:
         for target in (t for turn in turns for t in turn if t is not None):
             vault = target.vault_id.lower()
             self._vault_pending[vault] = self._vault_pending.get(vault, 0) + 1
+            self._held.setdefault(backup.vault_ref(vault).subscription_id.lower(),
+                                  set()).add(vault)
 
             def work(target: Any = target) -> None:
                 try:
@@ -490,6 +512,8 @@ class WaveEngine:
     def _target_done(self, target: Any, result: Any) -> None:
         vault = target.vault_id.lower()
         self._vault_pending[vault] -= 1
+        if not self._vault_pending[vault]:
+            self._held[backup.vault_ref(vault).subscription_id.lower()].discard(vault)
         if isinstance(result, WaveStop):
             self._error = result  # the identity may not write: every VM would meet it
             return
@@ -527,28 +551,40 @@ class WaveEngine:
         return int(max(LOOK_MIN_CHUNK, min(LOOK_CHUNK, rate * LOOK_MAX_AGE_S / 2)))
 
     def _look_ahead(self, now: float) -> None:
-        """Look at the next VMs of every subscription running short of looked VMs, in one
-        chunk (at most a page) shared between them by what each lacks."""
+        """Look at the next VMs of every subscription running short of looked VMs it can
+        start, in one chunk (at most a page) shared between them by what each lacks.
+
+        A vault whose target policy is still being made holds its VMs back: the look passes
+        over them (they keep their places) so that one slow policy operation does not stall
+        its subscription's other vaults. Before any vault of a subscription is ready, the
+        look takes its VMs in plan order, so they are at hand when their policies land."""
         if self._looking or not self._queued or self.gate.stop.is_set():
             return
         subs = self._queued.subscriptions()
         self._look_turn = (self._look_turn + 1) % len(subs)
         subs = subs[self._look_turn:] + subs[:self._look_turn]
-        need: dict[str, int] = {}
+        need: dict[str, tuple[int, Collection[str]]] = {}
         for sub in subs:
-            want, ready = self._want_ready(sub, now), self._ready_by_sub.get(sub, 0)
-            if ready < want // 2:
-                need[sub] = max(LOOK_MIN_CHUNK, want - ready)
+            held: Collection[str] = self._held.get(sub) or ()
+            ready = self._ready_by_sub.get(sub, 0)
+            startable = ready - sum(len(self._ready.get(v) or ()) for v in held)
+            if held and not self._queued.available(sub, held):
+                if ready:
+                    continue  # every VM left waits for a policy, and some are looked already
+                held = ()
+            want = self._want_ready(sub, now)
+            if startable < want // 2:
+                need[sub] = (max(LOOK_MIN_CHUNK, want - startable), held)
         if not need:
             return
-        scale = min(1.0, LOOK_CHUNK / sum(need.values()))
+        scale = min(1.0, LOOK_CHUNK / sum(n for n, _ in need.values()))
         chunk: list[Flight] = []
-        for sub, n in need.items():  # the turn's order: with many subscriptions, a page fills
+        for sub, (n, held) in need.items():  # the turn's order: a page fills
             room = LOOK_CHUNK - len(chunk)
             if room <= 0:
                 break
-            chunk += [flight for flight in self._queued.take(sub, min(room, max(1, int(n * scale))))
-                      if not self._blocked(flight)]
+            taken = self._queued.take(sub, min(room, max(1, int(n * scale))), held)
+            chunk += [flight for flight in taken if not self._blocked(flight)]
         if not chunk:
             return
         for flight in chunk:

@@ -1,7 +1,8 @@
 """A wave with a thousand VMs in flight: the runner is SIGKILLed while they are, resumed, and
 every VM ends protected by its original or its target policy with the journal saying which;
-and a wave whose changes Recovery Services throttles holds fewer VMs in flight, then more
-again once the throttling stops."""
+a wave whose changes Recovery Services throttles holds fewer VMs in flight, then more again
+once the throttling stops; and a vault whose target policy is slow to make does not hold back
+the other vaults of its subscription."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from tasks.state.db import open_store
 from tasks.state.journal import Journal
 from tasks.state.plans import PlanRecord, save_plan
 from tests.cli.helpers import REPO, ccmigrate_argv, no_traceback, run_cli
-from tests.fleets import small_fleet
+from tests.fleets import SUB_A, make_item, make_policy, make_vault, make_vm, small_fleet
 
 FAILING = ["vm-1111-7", "vm-2222-11"]  # their ConfigureBackup jobs fail: rollbacks happen too
 
@@ -179,3 +180,59 @@ def test_in_flight_shrinks_under_provider_throttling_and_grows_back(prefect_api,
         assert max(after) > 1.5 * low, "the limit never grew back once throttling stopped"
         shown = pd.read_csv(tmp_path / "out" / "wave-1-in-flight.csv")
         assert list(shown.columns) == ["seconds", "in_flight", "allowed"] and len(shown) > 3
+
+
+def _two_vault_fleet(slow: int, quick: int) -> dict:
+    """One subscription, two vaults whose VMs sit on an app-consistent policy and have no
+    crash-consistent one yet: the wave makes both vaults' target policies."""
+    resources: list[dict] = []
+    for vault_name, prefix, count in (("vault-a-slow", "vm-a", slow),
+                                      ("vault-b-quick", "vm-b", quick)):
+        vault = make_vault(SUB_A, "rg-backup", vault_name)
+        app = make_policy(vault, "enhanced-daily")
+        resources += [vault, app]
+        for i in range(count):
+            vm, disks = make_vm(SUB_A, "rg-app", f"{prefix}-{i:03d}")
+            resources += [vm, *disks, make_item(vault, vm, app)]
+    fleet = small_fleet()
+    fleet["subscriptions"] = fleet["subscriptions"][:1]
+    fleet["resources"] = resources
+    return fleet
+
+
+def test_a_vault_whose_target_policy_is_slow_does_not_hold_back_its_subscriptions_other_vaults(
+        prefect_api, tmp_path, monkeypatch):
+    # The plan lists the slow vault's 120 VMs first, more than a look takes at the start; its
+    # policy is only made once the quick vault's VMs are all moved, or after a minute.
+    from tasks.migration import targets
+
+    real_ensure = targets.ensure_target
+    db = str(tmp_path / "state.db")
+    seen: dict[str, int] = {}
+
+    def quick_done() -> int:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            return conn.execute("select count(*) from journal where status = 'done' "
+                                "and vm_key like '%/virtualMachines/vm-b-%'").fetchone()[0]
+
+    def slow_for_vault_a(access, target, **kwargs):
+        if "/vaults/vault-a-slow" in target.vault_id.lower():
+            deadline = time.monotonic() + 60
+            while quick_done() < 30 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            seen["quick_done_before_slow_policy"] = quick_done()
+        return real_ensure(access, target, **kwargs)
+
+    monkeypatch.setattr(targets, "ensure_target", slow_for_vault_a)
+    with Emulator(_two_vault_fleet(120, 30), config=EmulatorConfig(operation_seconds=1,
+                                                                   job_seconds=1)) as emu:
+        settings = with_emulator_principal(load_settings(environ={}, flags={
+            "state_store": f"sqlite:///{db}", "throttles.polling_interval": 0.2}),
+            emu.connection_info())
+        assessed = run_assessment(settings, tmp_path / "assess")
+        engine = open_store(settings.state_store_url(), synchronous="FULL")
+        plan_id = _plan(engine, assessed.scored, assessed.assessment_id)
+        outcome = run_wave(settings, plan_id, 1, execute=True, out_dir=tmp_path / "out")
+        assert outcome.counts == {"done": 150}, outcome.counts
+        assert seen["quick_done_before_slow_policy"] == 30
+        _check_invariant(emu, engine, plan_id, final=True)

@@ -126,6 +126,31 @@ def test_execute_moves_verifies_and_rolls_back_the_failing_vm(world):
     assert emu.stats()["write"] == writes
 
 
+def test_an_item_deleted_as_its_change_completes_fails_that_vm_alone_and_is_not_re_protected(
+        prefect_api, tmp_path):
+    # Someone stops protection with delete data on one VM in the instant its change completes:
+    # its job says Completed while the item is gone from the vault's list and from a GET.
+    fleet = small_fleet(vms_per_sub=4)
+    fleet["resources"] = [r for r in fleet["resources"] if r["name"] != "enhanced-daily-crash"]
+    gone = "vm-1111-2"
+    with planned(tmp_path, fleet, EmulatorConfig(operation_seconds=0.2),
+                 Faults(items_deleted_after_change=[gone])) as (emu, settings, engine, plan_id):
+        outcome = run_wave(settings, plan_id, 2, execute=True, out_dir=tmp_path / "out",
+                           max_failures="3")
+        assert outcome.counts == {"done": 6, "rollback_failed": 1}, outcome.counts
+        entries = Journal(engine, plan_id).entries(2).set_index("vm_name")
+        row = entries.loc[gone]
+        assert row["status"] == "rollback_failed" and row["error_code"] == "ITEM_GONE"
+        assert "deleted while it moved" in row["error_message"]
+        assert "can no longer be read" in row["rollback_outcome"]
+        items = _items(emu.state())
+        assert gone not in items  # ccmigrate does not protect a VM someone removed
+        assert all(items[name].endswith("/enhanced-daily-crash")
+                   for name in entries.index if name != gone)
+        report = pd.read_csv(tmp_path / "out" / "wave-2.csv").set_index("vm_name")
+        assert report.loc[gone, "status"] == "rollback_failed"
+
+
 def test_failure_threshold_halts_the_wave(world):
     emu, settings, engine, plan_id, tmp = world
     requests.post(f"{emu.endpoint}/_emulator/faults", verify=str(emu.ca_bundle),
