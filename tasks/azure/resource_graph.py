@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,7 +181,8 @@ class ReadAll:
 
 
 def read_all(client, query: str, *, top: int = 1000, overlap: int = 8,
-             key: str = "id", **kwargs: Any) -> ReadAll:
+             key: str = "id", on_page: Callable[[list[dict[str, Any]]], None] | None = None,
+             **kwargs: Any) -> ReadAll:
     """All rows of ``query`` (which must sort by the unique column ``key``), read as pages that
     are each their own query (``$skip``, no ``$skipToken``), correct while the estate changes.
 
@@ -190,8 +191,12 @@ def read_all(client, query: str, *, top: int = 1000, overlap: int = 8,
     order, so no row that existed throughout can fall between two accepted pages. Otherwise
     (more rows vanished before it than the overlap covers) the overlap grows fourfold and the
     page is asked again, closer; past ``top - 1`` it steps back a page at a time down to 0.
+
+    With ``on_page``, each accepted page's rows not read before go to it as soon as the page
+    is in (so the caller works on them while the next page waits for the quota), in the order
+    ``rows`` would hold them, and ``rows`` stays empty: only their keys are kept.
     """
-    seen: dict[Any, dict[str, Any]] = {}
+    seen: dict[Any, dict[str, Any] | None] = {}
     out = ReadAll(rows=[])
     offset, last_start = 0, 0
     while True:
@@ -210,16 +215,22 @@ def read_all(client, query: str, *, top: int = 1000, overlap: int = 8,
                 offset = max(0, offset - top)
             continue
         again = 0
+        fresh: list[dict[str, Any]] = []  # with on_page: the rows live on with the caller only
         for k, row in zip(keys, page.rows, strict=True):
             if k in seen:
                 again += 1
-            else:
+            elif on_page is None:
                 seen[k] = row
+            else:
+                seen[k] = None
+                fresh.append(row)
+        if fresh:
+            on_page(fresh)
         # Rows read again beyond the planned overlap: moved by changes between pages.
         out.repeated += max(0, again - (overlap if offset > 0 else 0))
         if len(page.rows) < top or offset + len(page.rows) >= page.total_records:
             break
         last_start = offset
         offset += top - overlap
-    out.rows = list(seen.values())
+    out.rows = list(seen.values()) if on_page is None else []
     return out

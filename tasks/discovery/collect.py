@@ -33,6 +33,7 @@ import logging
 import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import pandas as pd
 
@@ -80,6 +81,15 @@ RESTRICT_AFTER = {
 }
 
 
+class VmRowSink(Protocol):
+    """Takes the ``vms_with_items`` rows page by page as they are read (``inventory.pages``),
+    instead of the batch's ``rows`` holding them."""
+
+    def add_page(self, rows: list[dict]) -> None: ...
+
+    def disk_references(self) -> list[tuple[str, object]]: ...
+
+
 @dataclass
 class BatchRows:
     """Rows of some queries for one subscription batch; ``error`` set means they could not
@@ -94,9 +104,11 @@ class BatchRows:
 
 def collect_queries(client, subscriptions: list[str], names: tuple[str, ...],
                     gate: QuotaGate, page_size: int = 1000,
-                    vm_ids: list[str] | None = None) -> BatchRows:
+                    vm_ids: list[str] | None = None, sink: VmRowSink | None = None) -> BatchRows:
     """Run ``names`` one after another over ``subscriptions``, reading every row once;
-    with ``vm_ids``, each query is restricted to those VMs (see ``collect_vm_rows``)."""
+    with ``vm_ids``, each query is restricted to those VMs (see ``collect_vm_rows``). With
+    ``sink``, the rows of ``vms_with_items`` go to it page by page as they are read (the
+    batch's ``rows`` then hold no ``vms``, ``protected_items`` or SQL registrations)."""
     out = BatchRows(list(subscriptions))
 
     def query(name: str) -> tuple[str, str]:
@@ -116,7 +128,7 @@ def collect_queries(client, subscriptions: list[str], names: tuple[str, ...],
                                what=query(name)[1]) for name in ahead}
     try:
         return _collect(client, subscriptions, names, gate, page_size, vm_ids, out, query,
-                        pages)
+                        pages, sink)
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
@@ -124,7 +136,7 @@ def collect_queries(client, subscriptions: list[str], names: tuple[str, ...],
 
 def _collect(client, subscriptions: list[str], names: tuple[str, ...], gate: QuotaGate,
              page_size: int, vm_ids: list[str] | None, out: BatchRows, query,
-             pages: dict[str, Future]) -> BatchRows:
+             pages: dict[str, Future], sink: VmRowSink | None) -> BatchRows:
     for name in names:
         text, what = query(name)
         try:
@@ -135,10 +147,13 @@ def _collect(client, subscriptions: list[str], names: tuple[str, ...], gate: Quo
                     client, text, subscriptions=subscriptions, top=page_size, gate=gate,
                     what=what)
                 rows = _one_page_rows(client, name, page, subscriptions, gate, page_size,
-                                      what, out, vm_ids)
+                                      what, out, vm_ids, sink)
             else:
+                on_page = sink.add_page if sink is not None and name == "vms_with_items" \
+                    else None
                 got = read_all(client, text, subscriptions=subscriptions, top=page_size,
-                               gate=gate, what=what, key=ROW_KEYS.get(name, "id"))
+                               gate=gate, what=what, key=ROW_KEYS.get(name, "id"),
+                               on_page=on_page)
                 out.requests += got.requests
                 rows = got.rows
                 if got.repeated or got.step_backs:
@@ -149,7 +164,8 @@ def _collect(client, subscriptions: list[str], names: tuple[str, ...], gate: Quo
         except AzureError as err:
             out.error = str(err)
             return out
-        _keep(out.rows, name, rows)
+        if not (sink is not None and name == "vms_with_items"):
+            _keep(out.rows, name, rows)
     return out
 
 
@@ -207,14 +223,17 @@ def _keep(rows: dict[str, list[dict]], name: str, got: list[dict]) -> None:
         rows.setdefault(name, []).extend(got)
 
 
-def split_vm_rows(rows: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
+def split_vm_rows(rows: list[dict], seen: set[str] | None = None,
+                  ) -> tuple[list[dict], list[dict], list[dict]]:
     """``vms_with_items`` rows -> VM rows (one per VM), item rows and SQL registrations, each
     shaped like the rows of the separate queries they replace. The VM rows are the joined rows
-    themselves, their other columns removed (at 100k VMs a copy cost about a hundred MB)."""
+    themselves, their other columns removed (at 100k VMs a copy cost about a hundred MB).
+    ``seen`` (the VM keys already split, added to here) carries the split across pages: a VM's
+    rows, one per item, may straddle two."""
     vms: list[dict] = []
     items: list[dict] = []
     sql: list[dict] = []
-    seen: set[str] = set()
+    seen = set() if seen is None else seen
     extra = [col for col, _ in ITEM_FIELDS] + ["vmKey", "sqlVmKey", "rowKey"]
     for row in rows:
         if row.get("itemId"):
@@ -231,17 +250,20 @@ def split_vm_rows(rows: list[dict]) -> tuple[list[dict], list[dict], list[dict]]
 
 
 def _one_page_rows(client, name: str, page, subscriptions: list[str], gate: QuotaGate,
-                   top: int, what: str, out: BatchRows, vm_ids: list[str] | None) -> list[dict]:
+                   top: int, what: str, out: BatchRows, vm_ids: list[str] | None,
+                   sink: VmRowSink | None = None) -> list[dict]:
     """A summarize that fits a page; cut, its answer comes from the disks' plain rows."""
     out.requests += 1
     if not _cut(page):
         return page.rows
-    if "vms" not in out.rows:
+    if "vms" not in out.rows and sink is None:
         raise ValueError(f"{name} is read after vms_with_items, in the same call")
     log.warning("%s: %d row(s), more than a page; reading the disks' plain rows instead",
                 name, page.total_records)
     grouped = _disk_rows_per_vm(client, subscriptions, gate, top, what, out, vm_ids)
-    return check_from_disks(out.rows["vms"], grouped)
+    references = (sink.disk_references() if sink is not None
+                  else [ref for vm in out.rows["vms"] for ref in _references(vm)])
+    return check_from_references(references, grouped)
 
 
 def _references(vm: dict) -> list[tuple[str, object]]:
@@ -256,11 +278,16 @@ def _references(vm: dict) -> list[tuple[str, object]]:
 def check_from_disks(vms: list[dict], attached: list[dict]) -> list[dict]:
     """What ``disk_check.kql`` answers, worked out from VM rows and ``attached_disks`` rows
     (one per VM: ``disks`` = [id, sku, maxShares, dataAccessAuthMode, diskSizeGB] each)."""
+    return check_from_references([ref for vm in vms for ref in _references(vm)], attached)
+
+
+def check_from_references(references: list[tuple[str, object]],
+                          attached: list[dict]) -> list[dict]:
+    """``check_from_disks`` from the VMs' (lower disk id, size listed) references."""
     sizes = {entry[0]: entry[4] for row in attached for entry in (row.get("disks") or [])}
     listed: dict[str, list] = {}
-    for vm in vms:
-        for disk, size in _references(vm):
-            listed.setdefault(disk, []).append(size)
+    for disk, size in references:
+        listed.setdefault(disk, []).append(size)
     out = []
     for disk in sorted(listed):
         profile = [s for s in listed[disk] if s is not None]
