@@ -84,7 +84,8 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
     from tasks.discovery.policies import PolicyFacts, read_policies
     from tasks.discovery.scope import batches, resolve_scope
     from tasks.discovery.skus import SkuFacts, read_skus
-    from tasks.inventory.build import build_inventory, sku_pairs, vaults_to_read
+    from tasks.inventory.build import build_inventory
+    from tasks.inventory.pages import VmPages
     from tasks.rules.engine import RuleContext, load_pack, score
     from tasks.state.assessments import (
         AssessmentRecord,
@@ -101,9 +102,9 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
     opts = {"cache_policy": NO_CACHE}
 
     def discover_stage(access: AzureAccess, subs: list[str], names: tuple[str, ...],
-                       gate: QuotaGate):
+                       gate: QuotaGate, pages: VmPages):
         return collect_queries(access.resource_graph(), subs, names, gate,
-                               page_size=settings.throttles.arg_page_size)
+                               page_size=settings.throttles.arg_page_size, sink=pages)
 
     def policies_chunk(access: AzureAccess, vault_ids: list[str]):
         facts = read_policies(access, vault_ids)
@@ -135,11 +136,14 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
         groups = batches(scope.ids, settings.throttles.arg_batch_size)
         progress.stage("batches", "Resource Graph", len(groups))
         # One chain of stages per batch; batches run side by side under the shared quota gate.
+        # Each batch's VM and item rows are laid into columns page by page as they arrive
+        # (``VmPages``), while the next page waits for the quota.
         chains = []
-        for group in groups:
+        batch_pages = VmPages.share(len(groups))
+        for group, pages in zip(groups, batch_pages, strict=True):
             chain = []
             for names in STAGES:
-                chain.append(stage_task.submit(access, group, names, gate,
+                chain.append(stage_task.submit(access, group, names, gate, pages,
                                                wait_for=chain[-1:]))
             chains.append(chain)
         # The stages whose rows hold the vaults, and the VMs with their protected items.
@@ -170,19 +174,20 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
             vault_rows = [r for r in got if r.get("type") == VAULT_TYPE]
             read_arm([r["id"].lower() for r in vault_rows],
                      {(r["subscriptionId"].lower(), r["location"].lower()) for r in vault_rows})
-        for chain in chains:
-            got = chain[vms_stage].result().rows
-            read_arm(vaults_to_read(got.get("protected_items", [])),
-                     sku_pairs(got.get("vms", [])))
+        for chain, pages in zip(chains, batch_pages, strict=True):
+            chain[vms_stage].result()
+            read_arm(sorted(pages.vault_ids), pages.regions)
 
         rows: dict[str, list[dict]] = {}
+        read: list[VmPages] = []  # the VM and item rows of every batch read whole
         partial: list[dict] = []
         arg_requests = scope.requests
-        for n, (group, chain) in enumerate(zip(groups, chains, strict=True), start=1):
+        for n, (group, chain, pages) in enumerate(zip(groups, chains, batch_pages, strict=True),
+                                                  start=1):
             results = [f.result() for f in chain]
             arg_requests += sum(r.requests for r in results)
             error = next((r.error for r in results if r.error), None)
-            vms_found = len(results[vms_stage].rows.get("vms", []))
+            vms_found = pages.vm_count
             line = (f"batch {n}/{len(groups)}: {len(group)} subscription(s), {vms_found} VMs, "
                     f"{sum(r.requests for r in results)} Resource Graph requests "
                     f"({'error: ' + error if error else 'ok'})")
@@ -197,8 +202,9 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
                 for name, got in result.rows.items():
                     rows.setdefault(name, []).extend(got)
                 result.rows.clear()  # the rows live on in ``rows`` only
+            read.append(pages)
         timings["discovery"] = time.monotonic() - started
-        if partial and not rows.get("vms"):
+        if partial and not sum(pages.vm_count for pages in read):
             raise AzureError("no subscription in scope could be read through Resource Graph: "
                              + partial[0]["error"])
 
@@ -209,9 +215,9 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
         frames = []
         arm_requests = 0
         # Only the vaults and regions of the VMs in scope count (more were read ahead).
-        needed_vaults = set(vaults_to_read(rows.get("protected_items", [])))
+        needed_vaults = set().union(*(pages.vault_ids for pages in read))
         needed_skus = {f"/subscriptions/{sub} ({location} VM sizes)"
-                       for sub, location in sku_pairs(rows.get("vms", []))}
+                       for pages in read for sub, location in pages.regions}
         for fut in arm_futures:
             facts = fut.result()
             arm_requests += facts.requests
@@ -236,8 +242,11 @@ def run_assessment(settings: Settings, out_dir: Path, *, progress: Progress | No
         # Objects still die by their reference counts; ``run_assessment`` unfreezes.
         gc.freeze()
         mark = time.monotonic()
-        inventory = build_inventory(rows, policies, sku_frame, settings, item_states)
-        rows.clear()  # the raw rows (most of the memory at 100k VMs) are not read again
+        inventory = build_inventory(rows, policies, sku_frame, settings, item_states,
+                                    pages=read)
+        rows.clear()  # the raw rows and the pages' frames are not read again
+        for pages in batch_pages:
+            pages.clear()
         timings["inventory"] = time.monotonic() - mark
         mark = time.monotonic()
         scored = score(inventory.vms, inventory.disks, pack, ctx,

@@ -1,12 +1,14 @@
 """Raw discovery rows -> the inventory frames of ``schema.py``.
 
-One Python pass over the VM rows builds the disk rows (each VM lists its disks as JSON); every
-join after that is a pandas merge or group-by: protected items to VMs, policies to items, disk
+The VM, item and data-disk rows come laid out page by page (``pages.py``: the one Python pass
+over each VM's JSON list of disks runs there, as Resource Graph's pages arrive); every join
+after that is a pandas merge or group-by: protected items to VMs, policies to items, disk
 facts to disks, SKUs to sizes, disk sizes to each VM's provisioned size.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +17,8 @@ import pandas as pd
 from ..azure.error_codes import ARG_TO_ARM_STATE
 from ..discovery.scope import excluded_mask
 from ..settings import Settings
-from .schema import DISK_COLUMNS, VM_COLUMNS, conform, shared_tags
+from .pages import VmPages
+from .schema import DISK_COLUMNS, VM_COLUMNS, conform
 
 # ARG_TO_ARM_STATE (ARG's currentProtectionState -> ARM's protectionState) is unverified: no
 # source documents it (tasks/azure/error_codes.py). It is used only for items whose vault ARM
@@ -48,35 +51,18 @@ def _os_disks(raw: pd.DataFrame) -> pd.DataFrame:
         "ephemeral": ephemeral,
         "storage_type": raw["osDiskType"].fillna(""),
         "caching": raw["osDiskCaching"].fillna(""),
-        "write_accelerator": raw["osDiskWriteAccelerator"].fillna("").str.lower() == "true",
+        "write_accelerator": _few(raw["osDiskWriteAccelerator"], lower=True, fill="") == "true",
         "profile_gb": raw["osDiskSizeGB"],
     })
 
 
-def _data_disks(keys: pd.Series, data_disks: pd.Series) -> tuple[pd.DataFrame, np.ndarray]:
-    """Data disk rows: the one Python pass, since each VM lists its data disks as JSON; and
-    how many each VM has (its rows follow one another, in the VMs' order)."""
-    rows: list[tuple] = []
-    append = rows.append
-    lists = data_disks.tolist()
-    counts = np.fromiter((len(d) if d else 0 for d in lists), dtype=np.int64, count=len(lists))
-    # Plain lists: iterating pandas string arrays element by element is several times slower.
-    for key, disks in zip(keys.tolist(), lists, strict=True):
-        if not disks:
-            continue
-        for disk in disks:
-            managed = disk.get("managedDisk") or {}
-            disk_id = managed.get("id") or ""
-            append((key, disk.get("lun"), disk.get("name") or "", disk_id.lower(),
-                    bool(disk_id), bool(disk.get("vhd")) and not disk_id,
-                    managed.get("storageAccountType") or "", disk.get("caching") or "",
-                    bool(disk.get("writeAcceleratorEnabled")), disk.get("diskSizeGB")))
-    frame = pd.DataFrame(rows, columns=["vm_key", "lun", "disk_name", "disk_key", "managed",
-                                        "unmanaged", "storage_type", "caching",
-                                        "write_accelerator", "profile_gb"])
+def _data_disks(rows: pd.DataFrame) -> pd.DataFrame:
+    """Data disk rows in the inventory's shape, from the rows ``pages`` laid out (the one
+    Python pass, since each VM lists its data disks as JSON, ran page by page)."""
+    frame = rows.copy(deep=False)  # columns added here stay off the pages' frames
     frame.insert(1, "role", "data")
     frame["ephemeral"] = False
-    return frame, counts
+    return frame
 
 
 def _provisioned(vms: pd.DataFrame, raw_keys: pd.Series, vm_row: np.ndarray,
@@ -115,17 +101,20 @@ FEW_VALUES = {"protection_state", "arg_protection_state", "last_backup_status", 
               "vault_id"}
 
 
-def _few(values: pd.Series, lower: bool = False) -> pd.Series:
+def _few(values: pd.Series, lower: bool = False, fill: str | None = None) -> pd.Series:
     """A text column of few distinct values (regions, sizes, states, vault and policy ids),
     lower-cased when asked, with every equal value one string object: each row's value was
     its own object as parsed from the rows, and each later pass (scoring, the reports, the
     state store) reads them all; fewer objects are fewer cache misses. Lower-casing happens
-    once per distinct value. The same values as ``values`` (``.str.lower()``), missing kept."""
+    once per distinct value. The same values as ``values`` (``.str.lower()``), missing kept
+    or, given ``fill``, filled with it (``.fillna(fill)`` without another pass)."""
     if not pd.api.types.is_string_dtype(values.dtype) or values.dtype == object:
-        return values.str.lower() if lower else values
+        out = values.str.lower() if lower else values
+        return out if fill is None else out.fillna(fill)
     codes, uniques = pd.factorize(values.to_numpy(dtype=object))
     distinct = [u.lower() for u in uniques] if lower else list(uniques)
-    shared = np.array([*distinct, np.nan], dtype=object)[codes]  # code -1 (missing): NaN
+    missing = np.nan if fill is None else fill
+    shared = np.array([*distinct, missing], dtype=object)[codes]  # code -1: missing
     return pd.Series(shared, index=values.index, dtype=values.dtype)
 
 
@@ -138,13 +127,12 @@ def _fill_with_last_segment(values: pd.Series, ids: pd.Series) -> pd.Series:
     return values
 
 
-def _items(items: list[dict], vault_names: dict[str, str],
+def _items(frame: pd.DataFrame, vault_names: dict[str, str],
            arm_states: dict[str, str] | None = None) -> pd.DataFrame:
-    """The counted protected item per VM (active first, then most recently backed up).
-    ``arm_states`` (lower item id -> ARM protectionState, read per vault) wins over the row's."""
-    cols = ["id", "vaultId", "vmKey", "policyId", "currentProtectionState", "protectionState",
-            "lastBackupStatus", "lastBackupTime", "deferredDelete"]
-    frame = pd.DataFrame.from_records(items, columns=cols).fillna("")
+    """The counted protected item per VM (active first, then most recently backed up), from
+    the item rows (``pages.ITEM_COLUMNS`` and ``item_key``, the lower id; missing values
+    ``""``). ``arm_states`` (lower item id -> ARM protectionState, read per vault) wins over
+    the row's."""
     if frame.empty:
         return pd.DataFrame(columns=["vm_key"])
     repeated = frame["id"].duplicated()
@@ -153,7 +141,7 @@ def _items(items: list[dict], vault_names: dict[str, str],
     if arm_states:
         # ARM's word wins; Resource Graph's own state then decides nothing for that item.
         get = arm_states.get
-        from_arm = pd.Series([get(i.lower(), "") for i in frame["id"].tolist()],
+        from_arm = pd.Series([get(key, "") for key in frame["item_key"].tolist()],
                              index=frame.index, dtype=object).fillna("")
         known = from_arm != ""
         frame["protectionState"] = from_arm.where(known, frame["protectionState"])
@@ -163,7 +151,7 @@ def _items(items: list[dict], vault_names: dict[str, str],
     frame["arm_state"] = arm.fillna("")
     active = ~(frame["arm_state"].isin(STOPPED_ARM)
                | frame["currentProtectionState"].isin(STOPPED_ARG)
-               | (frame["deferredDelete"].str.lower() == "true")).to_numpy(bool)
+               | (_few(frame["deferredDelete"], lower=True) == "true")).to_numpy(bool)
     frame["active"] = active
     # Per VM: active first, then the latest backup, then the order read (a stable sort). The
     # keys are integer codes (the VM in order of appearance, the backup time's rank), sorted
@@ -193,7 +181,13 @@ def _items(items: list[dict], vault_names: dict[str, str],
     })
     out["item_count"] = np.bincount(grouped)[grouped[first]]
     if len(others):
-        out["other_items"] = others.groupby("vmKey", sort=False)["id"].agg(";".join)
+        # The other items of a VM, joined in the order above (a group-by with a Python join
+        # per VM cost more than this one pass over the few VMs with several items).
+        joined: dict[str, list[str]] = {}
+        for key, item in zip(others["vmKey"].tolist(), others["id"].tolist(), strict=True):
+            joined.setdefault(key, []).append(item)
+        out["other_items"] = pd.Series([";".join(ids) for ids in joined.values()],
+                                       index=list(joined), dtype=others["id"].dtype)
     else:
         out["other_items"] = pd.Series(index=out.index, dtype=object)
     out["vault"] = _fill_with_last_segment(out["vault_id"].map(vault_names), out["vault_id"])
@@ -212,65 +206,73 @@ def sku_pairs(vm_rows: list[dict]) -> set[tuple[str, str]]:
 
 def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
                     skus: pd.DataFrame, settings: Settings,
-                    item_states: dict[str, str] | None = None) -> Inventory:
+                    item_states: dict[str, str] | None = None,
+                    pages: Sequence[VmPages] | None = None) -> Inventory:
     """Join the rows of every query (``collect.QUERIES``) into the inventory frames.
+
+    The VM and item rows come laid out by ``pages`` (read page by page, batch after batch), or,
+    without them, from ``rows`` (``vms``, ``protected_items``, the SQL registrations among
+    ``vaults_and_sql``) as one page.
 
     Disks: with ``disk_check`` rows (and no ``attached_disks``), a managed disk is found unless
     the check says it is absent, sized as the check or else its VM says; with
     ``attached_disks`` rows (the per-disk summary), found when listed there or among the
     special disks."""
-    vm_cols = ["id", "name", "subscriptionId", "resourceGroup", "location", "tags", "vmSize",
-               "osType", "imagePublisher", "imageOffer", "imageSku", "securityType",
-               "ultraSSDEnabled", "osDiskName", "osDiskId", "osDiskType", "osDiskCaching",
-               "osDiskWriteAccelerator", "osDiskVhd", "osDiskPlacement", "osDiskSizeGB",
-               "dataDisks"]
-    raw = pd.DataFrame.from_records(rows.get("vms", []), columns=vm_cols)
-    raw["vm_key"] = raw["id"].str.lower()
+    if pages is None:
+        pages = [VmPages.from_rows(rows)]
+    raw, item_rows, data_disk_rows, per_vm, sql_vms = VmPages.joined(pages)
+    kept = np.ones(len(raw), dtype=bool)  # which VM rows stay (their data disks with them)
     repeated = raw["vm_key"].duplicated()
     if repeated.any():  # one row per VM, the first read kept
         raw = raw[~repeated].reset_index(drop=True)
+        kept &= ~repeated.to_numpy(bool)
     excluded = excluded_mask(raw, settings)
-    raw = raw[~excluded].reset_index(drop=True) if len(raw) else raw
+    if len(raw) and excluded.any():
+        raw = raw[~excluded].reset_index(drop=True)
+        kept[np.flatnonzero(kept)[excluded.to_numpy(bool)]] = False
+    if not kept.all():
+        data_disk_rows = data_disk_rows[np.repeat(kept, per_vm)].reset_index(drop=True)
+        per_vm = per_vm[kept]
 
     vault_rows = [r for r in rows.get("vaults_and_sql", [])
                   if r.get("type") == "microsoft.recoveryservices/vaults"]
     vault_names = {r["id"].lower(): r["name"] for r in vault_rows}
     vault_locations = {r["id"].lower(): r["location"] for r in vault_rows}
-    sql_vms = {r.get("vmKey") for r in rows.get("vaults_and_sql", [])
-               if r.get("type") == "microsoft.sqlvirtualmachine/sqlvirtualmachines"}
+    sql_vms |= {r.get("vmKey") for r in rows.get("vaults_and_sql", [])
+                if r.get("type") == "microsoft.sqlvirtualmachine/sqlvirtualmachines"}
 
     vms = pd.DataFrame({
         "vm_id": raw["id"], "vm_key": raw["vm_key"], "vm_name": raw["name"],
         "subscription_id": _few(raw["subscriptionId"], lower=True),
         "resource_group": _few(raw["resourceGroup"], lower=True),
-        "location": _few(raw["location"], lower=True), "vm_size": _few(raw["vmSize"]).fillna(""),
-        "os_type": _few(raw["osType"]).fillna(""),
-        "image_publisher": _few(raw["imagePublisher"]).fillna(""),
-        "image_offer": _few(raw["imageOffer"]).fillna(""),
-        "image_sku": _few(raw["imageSku"]).fillna(""),
-        "security_type": _few(raw["securityType"]).fillna(""),
-        "ultra_ssd_enabled": raw["ultraSSDEnabled"].fillna("").str.lower() == "true",
-        "tags": shared_tags(raw["tags"].tolist()),
+        "location": _few(raw["location"], lower=True), "vm_size": _few(raw["vmSize"], fill=""),
+        "os_type": _few(raw["osType"], fill=""),
+        "image_publisher": _few(raw["imagePublisher"], fill=""),
+        "image_offer": _few(raw["imageOffer"], fill=""),
+        "image_sku": _few(raw["imageSku"], fill=""),
+        "security_type": _few(raw["securityType"], fill=""),
+        "ultra_ssd_enabled": _few(raw["ultraSSDEnabled"], lower=True, fill="") == "true",
+        "tags": raw["tags"].tolist(),  # tag sets shared as laid out (pages.VmPages)
         "is_sql_vm": raw["vm_key"].isin(sql_vms),
         "os_disk_ephemeral": raw["osDiskPlacement"].fillna("") == "Local",
     })
 
     # Protection: the counted item, its vault and policy.
-    items = _items(rows.get("protected_items", []), vault_names, item_states)
+    items = _items(item_rows, vault_names, item_states)
     vms = vms.merge(items, on="vm_key", how="left") if len(items.columns) > 1 else vms
     for col in ("item_id", "protection_state", "arg_protection_state", "last_backup_status",
                 "last_backup_time", "policy_id", "other_items", "vault_id", "vault"):
         if col not in vms:
             vms[col] = ""
         elif col in FEW_VALUES:
-            vms[col] = _few(vms[col]).fillna("")
+            vms[col] = _few(vms[col], fill="")
         else:
             vms[col] = vms[col].fillna("")
     vms["protected"] = vms["protected"].fillna(False).astype(bool) if "protected" in vms \
         else False
     vms["item_count"] = vms["item_count"].fillna(0) if "item_count" in vms else 0
     facts = pd.DataFrame.from_dict(policies, orient="index")
-    policy_key = vms["policy_id"].str.lower()
+    policy_key = _few(vms["policy_id"], lower=True)
     for col in ("policy_name", "policy_type", "schedule_type", "consistency_type"):
         mapped = policy_key.map(facts[col]) if col in facts else pd.Series(index=vms.index)
         vms[col] = mapped
@@ -278,11 +280,11 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
     vms["policy_name"] = _fill_with_last_segment(vms["policy_name"], vms["policy_id"])
     for col in ("policy_type", "schedule_type", "consistency_type"):
         vms[col] = vms[col].fillna("")
-    vms["vault_location"] = vms["vault_id"].str.lower().map(vault_locations).fillna("")
+    vms["vault_location"] = _few(vms["vault_id"], lower=True).map(vault_locations).fillna("")
 
     # Sizes.
     size = skus.rename(columns={"premium_io": "sku_premium_io"})
-    vms["size_key"] = vms["vm_size"].str.lower()
+    vms["size_key"] = _few(vms["vm_size"], lower=True)
     vms = vms.merge(size, on=["subscription_id", "location", "size_key"], how="left")
     vms["sku_known"] = vms["sku_premium_io"].notna()
     vms["sku_premium_io"] = vms["sku_premium_io"].astype("boolean")
@@ -290,8 +292,7 @@ def build_inventory(rows: dict[str, list[dict]], policies: dict[str, dict],
 
     # Disks: OS disks first, then data disks, one row each.
     raw["vm_key"] = vms["vm_key"]
-    data_disks, per_vm = _data_disks(raw["vm_key"], raw["dataDisks"])
-    disks = pd.concat([_os_disks(raw), data_disks], ignore_index=True)
+    disks = pd.concat([_os_disks(raw), _data_disks(data_disk_rows)], ignore_index=True)
     # The row in ``raw`` of each disk's VM: OS disks in the VMs' order, then the data disks.
     vm_row = np.concatenate([np.arange(len(raw)), np.repeat(np.arange(len(raw)), per_vm)])
     checked = "disk_check" in rows and "attached_disks" not in rows

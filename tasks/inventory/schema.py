@@ -140,25 +140,37 @@ def conform(frame: pd.DataFrame, columns: Mapping[str, tuple[str, str]]) -> pd.D
     return out[list(columns) + extra]
 
 
+class TagSets:
+    """Equal tag sets (same names, values and order) as one dict object, and no tags as one
+    empty dict: fleets repeat a few hundred tag sets over many thousands of VMs, so the rules,
+    the reports and the state store, which each turn every VM's tags into something (a match, a
+    text, JSON), do it once per set (``distinct``). One ``TagSets`` shares them across calls
+    (pages of rows, batches read side by side: ``dict.setdefault`` is one step under the GIL)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple, dict] = {}
+        self._none: dict = {}
+
+    def share(self, cells: Iterable[Any]) -> list[dict]:
+        """``cells`` with each tag set the first equal dict seen."""
+        setdefault = self._seen.setdefault
+        none = self._none
+        out: list[dict] = []
+        append = out.append
+        for tags in cells:
+            if not tags:
+                append(none)
+                continue
+            try:
+                append(setdefault(tuple(tags.items()), tags))
+            except (TypeError, AttributeError):  # not a dict of plain values: kept as it is
+                append(tags)
+        return out
+
+
 def shared_tags(cells: Iterable[Any]) -> list[dict]:
-    """The ``tags`` column's cells with equal tag sets (same names, values and order) as one
-    dict object, and no tags as one empty dict: fleets repeat a few hundred tag sets over many
-    thousands of VMs, so the rules, the reports and the state store, which each turn every
-    VM's tags into something (a match, a text, JSON), do it once per set (``distinct``)."""
-    seen: dict[tuple, dict] = {}
-    none: dict = {}
-    out: list[dict] = []
-    append = out.append
-    for tags in cells:
-        if not tags:
-            append(none)
-            continue
-        try:
-            key = tuple(tags.items())
-            append(seen.setdefault(key, tags))
-        except (TypeError, AttributeError):  # not a dict of plain values: kept as it is
-            append(tags)
-    return out
+    """The ``tags`` column's cells with equal tag sets as one dict (``TagSets``)."""
+    return TagSets().share(cells)
 
 
 def distinct(values: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
