@@ -7,6 +7,7 @@ the other vaults of its subscription."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import sqlite3
@@ -174,9 +175,13 @@ def test_in_flight_shrinks_under_provider_throttling_and_grows_back(prefect_api,
         first_event = journal.events()["at"].min().timestamp()
         before = [a for t, _n, a in curve if t < lifted[0] - first_event]
         after = [a for t, _n, a in curve if t >= lifted[0] - started]
-        peak = max(before)
-        low = min(before[before.index(peak):])
-        assert low < peak, "the limit never shrank under throttling"
+        # A shrink is any point below the highest limit before it. (The limit may later climb
+        # above that height while throttled: it follows the learned rate times the changes'
+        # mean duration, which grows as VMs wait out throttles.)
+        highest = list(itertools.accumulate(before, max))
+        shrunk = [a for a, top in zip(before, highest, strict=True) if a < top]
+        assert shrunk, "the limit never shrank under throttling"
+        low = min(shrunk)
         assert max(after) > 1.5 * low, "the limit never grew back once throttling stopped"
         shown = pd.read_csv(tmp_path / "out" / "wave-1-in-flight.csv")
         assert list(shown.columns) == ["seconds", "in_flight", "allowed"] and len(shown) > 3
