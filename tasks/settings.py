@@ -95,10 +95,12 @@ class Throttles(_Strict):
     # VMs a wave holds in flight (the wave engine, tasks/migration/engine.py: a count, not
     # threads). In flight per subscription adapts under these ceilings (concurrency.py) when
     # ``adaptive``; Microsoft publishes no per-vault concurrency figure (api-notes section 5),
-    # so ``per_vault``'s default is ours, chosen by measurement (BENCHMARKS.md, "Waves at the
-    # platform's limits").
+    # so ``per_vault``'s default is ours, chosen by measurement (BENCHMARKS.md, "the per-vault
+    # sweep"): a vault cap binds at cap / change duration, and a vault at ARM's 10 writes/s
+    # under Azure's minutes-long changes needs over a thousand in flight, so by default a
+    # vault may hold the whole wave's cap and the adaptive limit finds what Azure takes.
     max_parallel: int = Field(1000, ge=1, le=10_000)
-    per_vault: int = Field(200, ge=1, le=10_000)
+    per_vault: int = Field(10_000, ge=1, le=10_000)  # unset: follows max_parallel down
     per_subscription: int | None = Field(None, ge=1, le=10_000)  # None: max_parallel
     adaptive: bool = True
     http_retries: int = Field(8, ge=0, le=30)
