@@ -37,7 +37,7 @@ def portal_links(vm_ids: list[str], cloud: str) -> list[str]:
 
 def tags_text(tags: pd.Series) -> list[str]:
     """``name=value; name=value`` sorted by name: filterable text in a cell (worked out once
-    per distinct cell object: ``schema.shared_tags``)."""
+    per distinct cell object: ``schema.TagSets``)."""
     codes, cells = distinct(tags.to_numpy(dtype=object))
     texts = np.array(["; ".join(f"{k}={v}" for k, v in sorted(t.items()))
                       if isinstance(t, dict) and t else "" for t in cells] + [""], dtype=object)

@@ -168,15 +168,10 @@ class TagSets:
         return out
 
 
-def shared_tags(cells: Iterable[Any]) -> list[dict]:
-    """The ``tags`` column's cells with equal tag sets as one dict (``TagSets``)."""
-    return TagSets().share(cells)
-
-
 def distinct(values: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
     """``(codes, uniques)`` of ``values`` by object identity: ``values[i] is uniques[codes[i]]``.
     One integer hash pass; equal values that are separate objects stay apart (that only costs
-    the work per value ``distinct`` saves, e.g. for cells ``shared_tags`` did not make)."""
+    the work per value ``distinct`` saves, e.g. for cells ``TagSets`` did not make)."""
     ids = np.fromiter(map(id, values), dtype=np.int64, count=len(values))
     codes, uniques = pd.factorize(ids)
     first = np.empty(len(uniques), dtype=np.int64)

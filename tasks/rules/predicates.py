@@ -117,7 +117,7 @@ def has_tag(tags: pd.Series, name: str, value: str) -> pd.Series:
     """True where a dict cell has tag ``name`` (any case) with ``value`` (any case; ``""``
     matches any value). The cells are flattened once into (row, name, value) arrays, then
     names and values are matched on their distinct values; cells that are one object
-    (``schema.shared_tags``) are looked at once."""
+    (``schema.TagSets``) are looked at once."""
     codes, distinct_cells = distinct(tags.to_numpy(dtype=object))
     cells = [t if isinstance(t, Mapping) else {} for t in distinct_cells]
     counts = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))

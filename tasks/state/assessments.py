@@ -148,11 +148,11 @@ def save_assessment(engine: Engine, record: AssessmentRecord, scored: pd.DataFra
 
 def _tags_json(scored: pd.DataFrame) -> list[str]:
     """The ``tags`` column (dicts) as JSON text, ``{}`` for a VM without tags: one encoding per
-    distinct cell object (``schema.shared_tags`` makes equal tag sets one object)."""
+    distinct cell object (``schema.TagSets`` makes equal tag sets one object)."""
     if "tags" not in scored.columns:
         return ["{}"] * len(scored)
     dumps = _tag_encoder()
-    codes, cells = distinct(scored["tags"].to_numpy(dtype=object))  # schema.shared_tags
+    codes, cells = distinct(scored["tags"].to_numpy(dtype=object))  # schema.TagSets
     texts = np.array([dumps(t) if isinstance(t, dict) and t else "{}" for t in cells] + ["{}"],
                      dtype=object)
     return texts[codes].tolist()

@@ -70,12 +70,17 @@ def planned(tmp_path, fleet: dict, config: EmulatorConfig, faults: Faults | None
                                            list(waves), options)
 
 
+def _fleet_without_crash_policies() -> dict:
+    """``small_fleet`` of 4 VMs a subscription without its crash-consistent policies (they
+    would be reused), so a wave creates its target policies."""
+    fleet = small_fleet(vms_per_sub=4)
+    fleet["resources"] = [r for r in fleet["resources"] if r["name"] != "enhanced-daily-crash"]
+    return fleet
+
+
 @pytest.fixture
 def world(prefect_api, tmp_path):
-    fleet = small_fleet(vms_per_sub=4)
-    # The shipped crash-consistent policies would be reused; drop them so the wave creates them.
-    fleet["resources"] = [r for r in fleet["resources"] if r["name"] != "enhanced-daily-crash"]
-    with planned(tmp_path, fleet, EmulatorConfig(operation_seconds=0.2),
+    with planned(tmp_path, _fleet_without_crash_policies(), EmulatorConfig(operation_seconds=0.2),
                  Faults(fail_jobs_for=[FAILING_VM])) as (emu, settings, engine, plan_id):
         yield emu, settings, engine, plan_id, tmp_path
 
@@ -130,10 +135,8 @@ def test_an_item_deleted_as_its_change_completes_fails_that_vm_alone_and_is_not_
         prefect_api, tmp_path):
     # Someone stops protection with delete data on one VM in the instant its change completes:
     # its job says Completed while the item is gone from the vault's list and from a GET.
-    fleet = small_fleet(vms_per_sub=4)
-    fleet["resources"] = [r for r in fleet["resources"] if r["name"] != "enhanced-daily-crash"]
     gone = "vm-1111-2"
-    with planned(tmp_path, fleet, EmulatorConfig(operation_seconds=0.2),
+    with planned(tmp_path, _fleet_without_crash_policies(), EmulatorConfig(operation_seconds=0.2),
                  Faults(items_deleted_after_change=[gone])) as (emu, settings, engine, plan_id):
         outcome = run_wave(settings, plan_id, 2, execute=True, out_dir=tmp_path / "out",
                            max_failures="3")
