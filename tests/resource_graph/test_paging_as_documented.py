@@ -6,6 +6,7 @@ summarize is served as its first page only, tenant and management-group scopes a
 from __future__ import annotations
 
 import collections
+import time
 
 import pytest
 import requests
@@ -88,6 +89,27 @@ def test_read_all_keeps_every_vm_that_stayed_exactly_once_under_churn(fleet_1500
                              timeout=30).json()
         dumped = {r["id"] for r in state["resources"] if r["type"].lower() == VM}
         assert dumped == end and dumped != start
+
+
+def test_read_all_asks_the_next_page_while_the_caller_takes_in_this_one(fleet_1500):
+    # The next page's request is out before ``on_page`` returns (the answer's trip overlaps
+    # the caller's work), yet no request is spent that paging one by one would not make.
+    with Emulator(fleet_1500) as emu:
+        asked_meanwhile: list[int] = []
+
+        def take(rows: list[dict]) -> None:
+            if len(rows) < 400 - 8:
+                return  # the last page (pages overlap by 8 rows): nothing follows it
+            before = emu.stats().get("arg", 0)
+            deadline = time.monotonic() + 30
+            while emu.stats().get("arg", 0) == before and time.monotonic() < deadline:
+                time.sleep(0.01)
+            asked_meanwhile.append(emu.stats().get("arg", 0) - before)
+
+        got = read_all(_client(emu), VMS, top=400, on_page=take)
+        pages = -(-1500 // (400 - 8))
+        assert got.requests == pages == emu.stats()["arg"]
+        assert asked_meanwhile == [1] * (pages - 1)
 
 
 def test_a_deleted_vms_protected_item_stays_and_a_created_vm_brings_its_disks(fleet_1500):
