@@ -701,6 +701,8 @@ def figures(args, runner: dict, before: dict, after: dict, events, measured: flo
         "arm_reads_per_vm": round(r, 3), "arm_writes_per_vm": round(w, 3),
         "resource_graph_requests": wave_calls.get("arg", 0),
         "resource_graph_requests_runner": stats.get("resource_graph_requests"),
+        "looks": stats.get("looks"), "looked_vms": stats.get("looked_vms"),
+        "stale_looks": stats.get("stale_looks"),
         "peak_in_flight": stats.get("peak_in_flight"),
         "peak_in_flight_journal": peak_from_journal(events) if len(events) else 0,
         "runner_cpu_ms_per_vm": round(cpu_ms, 2),
@@ -797,6 +799,8 @@ def table(res: dict) -> str:
         + f"); client-side per the engine: {_na(f['client_429s'])} |",
         f"| Resource Graph requests (emulator / engine) | {f['resource_graph_requests']} / "
         f"{_na(f['resource_graph_requests_runner'])} |",
+        f"| looks: chunks / VMs looked at (again when stale) / looks gone stale | "
+        f"{_na(f['looks'])} / {_na(f['looked_vms'])} / {_na(f['stale_looks'])} |",
         f"| peak in flight (engine / journal) | {_na(f['peak_in_flight'])} / "
         f"{f['peak_in_flight_journal']} |",
         f"| runner CPU per VM (process + children) | {f['runner_cpu_ms_per_vm']:.1f} ms"

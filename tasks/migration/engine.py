@@ -169,6 +169,8 @@ class EngineStats:
     curve: list[tuple[float, int, int]] = field(default_factory=list)
     resource_graph_requests: int = 0
     looks: int = 0
+    looked_vms: int = 0  # VMs in those looks, a VM looked at again counted again
+    stale_looks: int = 0  # VMs whose look grew too old before they started: looked again
     throttled: int = 0
     journal_commits: int = 0
     calls: dict[str, int] = field(default_factory=dict)
@@ -177,7 +179,8 @@ class EngineStats:
         return {"peak_in_flight": self.peak_in_flight,
                 "in_flight_curve": [list(p) for p in self.curve],
                 "resource_graph_requests": self.resource_graph_requests,
-                "looks": self.looks, "throttled": self.throttled,
+                "looks": self.looks, "looked_vms": self.looked_vms,
+                "stale_looks": self.stale_looks, "throttled": self.throttled,
                 "journal_commits": self.journal_commits, "calls": dict(self.calls)}
 
 
@@ -617,6 +620,7 @@ class WaveEngine:
             raise result
         looks, requests = result
         self.stats.looks += 1
+        self.stats.looked_vms += len(chunk)
         self.stats.resource_graph_requests += requests
         now = self.clock()
         for flight in chunk:
@@ -673,6 +677,7 @@ class WaveEngine:
             self._ready_count -= 1
             self._ready_by_sub[flight.sub] -= 1
             if now - flight.look_at > LOOK_MAX_AGE_S:  # too old to trust: look again
+                self.stats.stale_looks += 1
                 flight.state = "queued"
                 self._queued.appendleft(flight)
                 continue
