@@ -6,9 +6,11 @@ Every change answers 202 (``Azure-AsyncOperation`` -> ``.../operationsStatus/{op
 its old policy and state**; the new policy shows only once the operation succeeds. When the
 ConfigureBackup job fails (fault ``fail_jobs_for``, or an ``OnlyCrashConsistent`` target policy
 and a VM the support table rejects) the operation ends ``Failed`` with ``error`` {code, message}
-and the item keeps its old policy. A newly protected VM is ``Protected``/``Healthy`` at once, with
-``lastBackupStatus: ""`` and null ``lastBackupTime``/``lastRecoveryPoint`` until a backup runs
-(Azure shows ``IRPending`` until the first backup; the emulator keeps it simple).
+and the item keeps its old policy. A newly protected VM is ``IRPending``/``Healthy`` with
+``lastBackupStatus: ""`` and ``lastBackupTime: 2001-01-01T00:00:00Z`` until its first backup
+succeeds, then ``Protected`` (MD ``backup-azure-arm-userestapi-backupazurevms.md``). Protecting a
+VM needs it discovered by the vault (``backup_discovery``), room in the vault (1,000 VMs) and
+write access to the VM (MD ``backup-rbac-rs-vault.md``).
 
 Error codes, Azure's: ``BMSUserErrorInvalidConfigureProtectionRequest`` (malformed request,
 its message), ``BMSUserErrorObjectLocked`` (another operation runs on the item; Azure's text),
@@ -16,9 +18,10 @@ its message), ``BMSUserErrorObjectLocked`` (another operation runs on the item; 
 ``BMSUserErrorPolicyNotFound``, ``BMSUserErrorSourceVmNotFound``,
 ``BMSUserErrorVmVaultLocationMismatch``, ``UserErrorVmAlreadyProtectedInOtherVault`` (message as
 the service words it), ``UserErrorEnhancedToStandardPolicyChangeNotSupported``,
-``BMSUserErrorProtectionStopped``. On a vault linked to a Resource Guard, a policy change that
-reduces retention, a stop and a delete are critical operations (``emulator/resource_guard.py``,
-whose refusal code is unverified).
+``BMSUserErrorProtectionStopped``, ``BMSUserErrorVaultCapacityReached``; a VM the principal may
+not write answers ARM's ``LinkedAuthorizationFailed`` (unverified). On a vault linked to a
+Resource Guard, a policy change that reduces retention, a stop and a delete are critical
+operations (``emulator/resource_guard.py``, whose refusal code is unverified).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from .arm_types import ITEM_TYPE, VM_TYPE
+from .backup_discovery import discovered
 from .backup_policies import STOPPED_STATES, policy_type, refresh_count
 from .http import ArmError, Request, Response, Router
 from .jobs import Job, job_failure, late_job_failure, new_job
@@ -66,6 +70,9 @@ _CONTAINER = re.compile(r"^iaasvmcontainer;iaasvmcontainerv2;([^;]+);([^;]+)$", 
 _ITEM = re.compile(r"^vm;iaasvmcontainerv2;([^;]+);([^;]+)$", re.IGNORECASE)
 _BAD_REQUEST = ("Input for configure protection is not in proper format\r\nPlease ensure that "
                 "container exists and other parameters are in valid format. ")
+# What a new item shows as its last backup until its first one (MD
+# backup-azure-arm-userestapi-backupazurevms.md, the item after enabling protection).
+NEVER_BACKED_UP = "2001-01-01T00:00:00Z"
 _LOCKED = ("Another operation is in progress on the selected item. Wait for the other "
            "in-progress operation to complete and retry at a later time.")
 
@@ -164,8 +171,9 @@ def _target_policy(world: World, vault: dict, policy_id: Any) -> dict:
 
 
 def _validate_new_item(world: World, vault: dict, fabric: str, container: str, item: str,
-                       vm_id: Any) -> dict:
-    """A VM not yet protected here: names, VM, subscription, region, other vaults."""
+                       vm_id: Any, principal: str | None = None) -> dict:
+    """A VM not yet protected here: names, VM, discovery, subscription, region, other vaults,
+    the vault's capacity, and write access to the VM."""
     if not isinstance(vm_id, str) or not vm_id:
         raise _bad("properties.sourceResourceId (the VM's ARM id) is required to enable "
                    "protection.")
@@ -184,6 +192,12 @@ def _validate_new_item(world: World, vault: dict, fabric: str, container: str, i
     if vm is None or vm["type"].lower() != VM:
         raise ArmError(400, "BMSUserErrorSourceVmNotFound",
                        f"The virtual machine '{vm_id}' was not found.")
+    if vm["id"].lower() not in discovered(world, vault):
+        # A VM the vault has not discovered has no container yet: Azure's answer to a PUT
+        # naming one (hashicorp/terraform-provider-azurerm #2143, #2207).
+        raise _bad(f"Container 'IaasVMContainer;iaasvmcontainerv2;{rg};{name}' has not been "
+                   f"discovered by vault '{vault['name']}'; refresh the vault's containers "
+                   "(POST backupFabrics/Azure/refreshContainers) and retry.")
     if parse_id(vm["id"]).get("subscriptions", "").lower() != parse_id(vault["id"]).get(
             "subscriptions", "").lower():
         raise _bad("Azure Backup protects VMs of the vault's own subscription only; "
@@ -206,6 +220,20 @@ def _validate_new_item(world: World, vault: dict, fabric: str, container: str, i
                            f"Virtual machine '{vm['name']}' is already registered with another "
                            f"recovery services vault ('{other_vault}'). Stop protection and "
                            "delete its backup data there before protecting it in this vault.")
+    held = len(world.state.children(vault["id"], ITEM_TYPE))
+    if held >= world.config.vault_vm_limit:
+        raise ArmError(400, "BMSUserErrorVaultCapacityReached",
+                       f"Vault '{vault['name']}' already protects {held} items, its limit of "
+                       f"{world.config.vault_vm_limit} Azure VMs; protect '{vm['name']}' from "
+                       "another vault in its region and subscription.")
+    if world.faults.vm_write_refused(vm["id"]):
+        raise ArmError(403, "LinkedAuthorizationFailed",
+                       f"The client '{principal}' has permission to perform action "
+                       "'Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/"
+                       f"protectedItems/write' on scope '{vault['id']}'; however, it does not "
+                       "have permission to perform action(s) "
+                       f"'Microsoft.Compute/virtualMachines/write' on the linked scope(s) "
+                       f"'{vm['id']}' (respectively) or the linked scope(s) are invalid.")
     return vm
 
 
@@ -239,7 +267,7 @@ def put_item(world: World, req: Request, sub: str, rg: str, vault: str, fabric: 
         else:
             if existing is None:
                 vm = _validate_new_item(world, res, fabric, container, item,
-                                        props.get("sourceResourceId"))
+                                        props.get("sourceResourceId"), req.principal)
                 vm_id = vm["id"]
             else:
                 vm_id = _vm_of(existing)
@@ -378,9 +406,10 @@ def _new_item(world: World, item_id: str, vm_id: str, fields: dict) -> dict:
             "backupManagementType": "AzureIaasVM", "friendlyName": vm["name"],
             "virtualMachineId": vm["id"], "sourceResourceId": vm["id"],
             "containerName": f"iaasvmcontainerv2;{rg};{vm['name']}",
-            "protectionState": "Protected", "protectionStatus": "Healthy",
-            "healthStatus": "Passed", "lastBackupStatus": "", "lastBackupTime": None,
-            "lastRecoveryPoint": None, "protectedItemDataId": _data_id(item_id), **fields,
+            "protectionState": "IRPending", "protectionStatus": "Healthy",
+            "healthStatus": "Passed", "lastBackupStatus": "", "lastBackupTime": NEVER_BACKED_UP,
+            "lastRecoveryPoint": None, "protectedItemDataId": _data_id(item_id),
+            "extendedInfo": {"recoveryPointCount": 0, "policyInconsistent": False}, **fields,
         },
     }
 
@@ -476,6 +505,8 @@ def _finish_backup(world: World, svc: BackupService, job: Job, item_id: str,
     else:
         update = {"lastBackupStatus": "Completed", "lastBackupTime": iso(job.ended),
                   "lastRecoveryPoint": iso(job.ended), "healthStatus": "Passed"}
+        if props.get("protectionState") == "IRPending":  # the first recovery point exists
+            update["protectionState"] = "Protected"
     world.state.put({**item, "properties": {**props, **update}})
 
 

@@ -39,6 +39,10 @@ class EmulatorConfig:
     write_refill: float = 10.0
     # Page size of ARM list responses (nextLink paging).
     list_page_size: int = 200
+    # Azure VMs one vault may protect: "1,000 Azure VMs per vault" (Backup FAQ
+    # backup-azure-backup-faq.md; support matrix backup-support-matrix.md). A new protection
+    # in a vault that holds this many items is refused (the error code is unverified).
+    vault_vm_limit: int = 1000
     # How long async operations and jobs take (emulator/timing.py): a profile ("fast" for
     # tests, "azure" for Azure's documented durations) divided by time_scale; the explicit
     # values below, when given, win over the profile for their quantity and are not scaled.
@@ -81,6 +85,12 @@ class Faults:
     # Subscriptions whose Resource Graph queries (when named in the request) answer 503, for
     # partial-result tests: the scope lists fine, one batch of it cannot be read.
     arg_unavailable_subscriptions: list[str] = field(default_factory=list)
+    # VMs (names or ids), or resource groups / subscriptions (ids) holding them, on which the
+    # principal lacks Microsoft.Compute/virtualMachines/write: enabling backup needs it
+    # (MD backup-rbac-rs-vault.md, "Minimum role requirements for Azure VM backup": Virtual
+    # Machine Contributor on the VM). What Azure answers then is unverified; the emulator
+    # answers ARM's 403 LinkedAuthorizationFailed on the protected-item PUT.
+    vm_write_denied: list[str] = field(default_factory=list)
     # The principal holds only Reader: every ARM write or delete answers 403 AuthorizationFailed.
     read_only: bool = False
     # Refuse a policy PUT that drops snapshotConsistencyType from a crash-consistent policy
@@ -200,6 +210,14 @@ class Faults:
 
     def item_deleted_after_change(self, vm_id: str) -> bool:
         return named_in(vm_id, self.items_deleted_after_change)
+
+    def vm_write_refused(self, vm_id: str) -> bool:
+        """The principal may not write ``vm_id`` (named, or under a named scope)."""
+        if named_in(vm_id, self.vm_write_denied):
+            return True
+        lower = vm_id.lower()
+        return any(lower.startswith(scope.lower().rstrip("/") + "/")
+                   for scope in self.vm_write_denied)
 
     def take_partial_failure(self, policy_id: str) -> bool:
         """True once per listed policy: its next edit fails part-way."""

@@ -103,6 +103,10 @@ class BackupService:
         self.pending_policies: dict[str, int] = {}  # policy id (lower) -> creates in flight
         self._by_item: dict[str, list[Operation | Job]] = {}  # item id (lower) -> its work
         self._skus: tuple[int, dict[tuple[str, str], bool]] | None = None
+        # Container discovery (``backup_discovery``): vault id (lower) -> lower ids of the VMs
+        # its last completed refresh found; and the VMs with an item anywhere, by state version.
+        self.discovered: dict[str, set[str]] = {}
+        self.registered_vms: tuple[int, set[str]] | None = None
         self.timing = Timing(world.config)
 
     # -- scheduling ------------------------------------------------------------------------

@@ -77,6 +77,13 @@ AZURE: dict[str, Span] = {
         "MD backup-azure-arm-userestapi-managejobs.md: a Backup job of 00:20:23 (1223 s); "
         "MD backup-azure-vms-introduction.md: 'at peak times it can take up to eight hours'. "
         "The 10 min low is inference."),
+    # A container refresh (discovery of the VMs a vault could protect) until its operation
+    # result answers 204.
+    "container_refresh": Span(
+        5, 20, 120,
+        "inference: no example gives a duration (RefreshContainers_OperationResults.json shows "
+        "only the 202 and the 204); azure-cli polls it every 5 s (custom_help.py "
+        "track_refresh_operation), so seconds rather than minutes."),
     # The Backup job Azure starts itself when an item moves from Standard to Enhanced.
     "enhanced_move_job": Span(
         1223, 3600, 10800,
@@ -100,6 +107,7 @@ FAST: dict[str, float] = {
     "backup_operation": 0.3,
     "backup_job": 0.5,
     "enhanced_move_job": 0.5,
+    "container_refresh": 0.3,
 }
 # Which explicit EmulatorConfig field replaces which kind.
 _OVERRIDES = {
@@ -109,6 +117,7 @@ _OVERRIDES = {
     "policy_item_job": "job_seconds",
     "backup_job": "backup_job_seconds",
     "enhanced_move_job": "backup_job_seconds",
+    "container_refresh": "operation_seconds",
 }
 
 

@@ -38,8 +38,14 @@ class World:
     throttled: dict[str, int] = field(default_factory=dict)
     throttled_by_kind: dict[str, int] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # Lower ids of the VMs present when the emulator started: what every vault has discovered
+    # before its first container refresh (emulator/backup_discovery.py).
+    vms_at_start: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
+        from .state import VM
+
+        self.vms_at_start = {vm["id"].lower() for vm in self.state.of_type(VM)}
         cfg = self.config
         self.reads = BucketSet(cfg.read_capacity, cfg.read_refill)
         self.writes = BucketSet(cfg.write_capacity, cfg.write_refill)

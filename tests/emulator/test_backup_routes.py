@@ -490,18 +490,27 @@ def test_without_the_object_locked_fault_concurrent_changes_apply_in_order() -> 
         assert get_item(client, "vm-1111-0")["policyId"] == policy_id("enhanced-daily")
 
 
-def test_enabling_protection_creates_a_protected_item_for_an_unprotected_vm() -> None:
+def test_a_newly_protected_vm_is_ir_pending_until_its_first_backup() -> None:
     with running() as emu:
         client = client_for(emu)
         item = start_change(client, "vm-new", policy_id("enhanced-daily-crash")).result()
         props = item.properties
         assert item.name == "VM;iaasvmcontainerv2;rg-app;vm-new"
-        assert props["protectionState"] == "Protected"
+        # As Microsoft's REST how-to shows the item after enabling protection.
+        assert props["protectionState"] == "IRPending"
         assert props["protectionStatus"] == "Healthy"
         assert props["sourceResourceId"] == vm_id("vm-new")
         assert props["policyId"] == policy_id("enhanced-daily-crash")
-        assert props["lastBackupStatus"] == "" and props["lastBackupTime"] is None
+        assert props["lastBackupStatus"] == ""
+        assert props["lastBackupTime"] == "2001-01-01T00:00:00Z"
         assert item.id.lower() in state_of(emu)
+        container, name = item_names("vm-new")
+        client.backups.trigger(VAULT, RG, "Azure", container, name,
+                               {"properties": {"objectType": "IaasVMBackupRequest"}})
+        after = wait_until(lambda: (lambda p: p if p["lastBackupStatus"] else None)(
+            get_item(client, "vm-new")))
+        assert after["protectionState"] == "Protected"
+        assert after["lastBackupStatus"] == "Completed"
 
 
 def test_enabling_protection_is_refused_across_regions_and_vaults() -> None:
