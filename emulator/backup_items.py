@@ -249,21 +249,29 @@ def put_item(world: World, req: Request, sub: str, rg: str, vault: str, fabric: 
     if str(props.get("protectedItemType", "")).lower() != VM_ITEM_TYPE.lower():
         raise _bad(f"protectedItemType must be '{VM_ITEM_TYPE}' (the emulator serves Azure VMs).")
     wanted_state = props.get("protectionState")
-    if wanted_state not in (None, "Protected", "ProtectionStopped"):
+    if wanted_state not in (None, "Protected", "ProtectionStopped", "BackupsSuspended"):
         raise _bad(f"protectionState '{wanted_state}' can't be set; use ProtectionStopped to "
                    "stop protection or a policyId to protect.")
+    if wanted_state is None and props.get("policyId") == "":
+        # "Stop protection but retain existing data": the enable body with an empty policyId
+        # (MD backup-azure-arm-userestapi-backupazurevms.md); StopProtection.json sends
+        # protectionState instead, azure-cli both (custom.py _get_disable_protection_request).
+        wanted_state = "ProtectionStopped"
     item_id = _item_id(res, fabric, container, item)
     svc = service(world)
     with svc.lock:
         existing = world.state.get(item_id)
-        if wanted_state == "ProtectionStopped":
+        if wanted_state in ("ProtectionStopped", "BackupsSuspended"):
+            # BackupsSuspended: stop, keeping recovery points as the policy retains them
+            # (azure-cli --retain-as-per-policy sends it; custom.py).
             if existing is None:
                 existing = _item_or_404(world, res, item_id)
             require_guard_request(world, res, req, STOP_PROTECTION_RETAIN,
                                   "Stop protection (retain data)")
             _check_unlocked(world, svc, existing["id"])
             op, job = _start(world, svc, res, existing["id"], _vm_of(existing), "DisableBackup")
-            svc.at(op.due, lambda: _finish_stop(world, svc, op, job, existing["id"]))
+            final = wanted_state
+            svc.at(op.due, lambda: _finish_stop(world, svc, op, job, existing["id"], final))
         else:
             if existing is None:
                 vm = _validate_new_item(world, res, fabric, container, item,
@@ -415,13 +423,13 @@ def _new_item(world: World, item_id: str, vm_id: str, fields: dict) -> dict:
 
 
 def _finish_stop(world: World, svc: BackupService, op: Operation, job: Job,
-                 item_id: str) -> None:
+                 item_id: str, state: str = "ProtectionStopped") -> None:
     job.finish(None, at=op.due)
     op.finish()
     item = world.state.get(item_id)
     if item is None:
         return
-    props = {**(item.get("properties") or {}), "protectionState": "ProtectionStopped"}
+    props = {**(item.get("properties") or {}), "protectionState": state}
     world.state.put({**item, "properties": props})
     refresh_count(world, op.vault_id, props.get("policyId"))
 

@@ -23,6 +23,7 @@ from tests.emulator.test_backup_routes import (
     client_for,
     error_code,
     get_item,
+    item_names,
     op_id,
     policy_id,
     running,
@@ -33,6 +34,7 @@ from tests.emulator.test_backup_routes import (
 )
 
 VMS_FILTER = "backupManagementType eq 'AzureIaasVM'"
+VM_TYPE = "Microsoft.Compute/virtualMachines"
 
 
 def _status(capture: dict) -> Any:
@@ -161,3 +163,28 @@ def test_a_new_protection_shows_in_resource_graph_as_configuring() -> None:
             f"'{vm_id('vm-new').lower()}' | project id, state = "
             "tostring(properties.currentProtectionState)")
         assert [r["state"] for r in page.rows] == ["ConfiguringProtection"]
+
+
+def test_a_stopped_vm_resumes_in_its_vault_with_a_new_policy() -> None:
+    with running() as emu:
+        client = client_for(emu)
+        container, name = item_names("vm-1111-0")
+
+        def put(properties: dict) -> dict:
+            body = {"properties": {"protectedItemType": VM_TYPE,
+                                   "sourceResourceId": vm_id("vm-1111-0"), **properties}}
+            return dict(client.protected_items.begin_create_or_update(
+                VAULT, RG, "Azure", container, name, body).result().properties)
+
+        # Each way Microsoft's texts stop protection and keep the data.
+        assert put({"policyId": ""})["protectionState"] == "ProtectionStopped"  # MD how-to
+        assert put({"policyId": policy_id("enhanced-daily")})["protectionState"] == "Protected"
+        assert put({"protectionState": "BackupsSuspended", "policyId": ""})[
+            "protectionState"] == "BackupsSuspended"  # azure-cli --retain-as-per-policy
+        assert put({"protectionState": "ProtectionStopped", "policyId": ""})[
+            "protectionState"] == "ProtectionStopped"  # azure-cli
+        # Resumed with another (crash-consistent) policy of the same vault: "You don't need to
+        # choose the VM's initial protection policy" (MD backup-azure-manage-vms.md).
+        resumed = put({"policyId": policy_id("enhanced-daily-crash")})
+        assert resumed["protectionState"] == "Protected"
+        assert resumed["policyId"] == policy_id("enhanced-daily-crash")
