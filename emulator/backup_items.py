@@ -192,12 +192,6 @@ def _validate_new_item(world: World, vault: dict, fabric: str, container: str, i
     if vm is None or vm["type"].lower() != VM:
         raise ArmError(400, "BMSUserErrorSourceVmNotFound",
                        f"The virtual machine '{vm_id}' was not found.")
-    if vm["id"].lower() not in discovered(world, vault):
-        # A VM the vault has not discovered has no container yet: Azure's answer to a PUT
-        # naming one (hashicorp/terraform-provider-azurerm #2143, #2207).
-        raise _bad(f"Container 'IaasVMContainer;iaasvmcontainerv2;{rg};{name}' has not been "
-                   f"discovered by vault '{vault['name']}'; refresh the vault's containers "
-                   "(POST backupFabrics/Azure/refreshContainers) and retry.")
     if parse_id(vm["id"]).get("subscriptions", "").lower() != parse_id(vault["id"]).get(
             "subscriptions", "").lower():
         raise _bad("Azure Backup protects VMs of the vault's own subscription only; "
@@ -209,6 +203,12 @@ def _validate_new_item(world: World, vault: dict, fabric: str, container: str, i
                        f"VM '{vm['name']}' is in '{vm.get('location')}' and vault "
                        f"'{vault['name']}' is in '{vault.get('location')}'; a VM can only be "
                        "protected by a vault in its own region.")
+    if vm["id"].lower() not in discovered(world, vault):
+        # A VM the vault has not discovered has no container yet: Azure's answer to a PUT
+        # naming one (hashicorp/terraform-provider-azurerm #2143, #2207).
+        raise _bad(f"Container 'IaasVMContainer;iaasvmcontainerv2;{rg};{name}' has not been "
+                   f"discovered by vault '{vault['name']}'; refresh the vault's containers "
+                   "(POST backupFabrics/Azure/refreshContainers) and retry.")
     for other_vault_res in world.state.of_type(VAULT):
         if other_vault_res["id"].lower() == vault["id"].lower():
             continue
