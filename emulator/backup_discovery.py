@@ -100,18 +100,10 @@ def refresh_containers(world: World, req: Request, sub: str, rg: str, vault: str
 
     svc.at(op.due, finish)
     return Response(202, None, {
-        "Location": f"{world.base_url}{_fabric_path(req)}/operationResults/{op.id}"
-                    f"?api-version={req.api_version}",
+        "Location": f"{world.base_url}{res['id']}/backupFabrics/{fabric}/operationResults/"
+                    f"{op.id}?api-version={req.api_version}",
         "Retry-After": retry_after(world, op),
     })
-
-
-def _fabric_path(req: Request) -> str:
-    """``{vault}/backupFabrics/{fabric}`` of a request under it."""
-    path = req.raw_path.split("?", 1)[0]
-    marker = "/backupfabrics/"
-    i = path.lower().find(marker)
-    return path[: i + len(marker)] + path[i + len(marker):].split("/", 1)[0]
 
 
 @router.route("GET", P_FABRIC + "/operationResults/{op_id}", "read")
@@ -177,7 +169,6 @@ def protectable_item(vault: dict, vm: dict) -> dict[str, Any]:
     seg = parse_id(vm["id"])
     rg, name = seg.get("resourcegroups", ""), seg.get("virtualmachines", "")
     container = f"iaasvmcontainerv2;{rg.lower()};{name.lower()}"
-    rg_name = next((p for p in vm["id"].split("/") if p.lower() == rg.lower()), rg)
     return {
         "id": f"{vault['id']}/backupFabrics/Azure/protectionContainers/IaasVMContainer;"
               f"{container}/protectableItems/vm;{container}",
@@ -185,7 +176,7 @@ def protectable_item(vault: dict, vm: dict) -> dict[str, Any]:
         "type": PROTECTABLE_TYPE,
         "properties": {
             "virtualMachineId": vm["id"], "virtualMachineVersion": "Compute",
-            "resourceGroup": rg_name, "backupManagementType": "AzureIaasVM",
+            "resourceGroup": rg, "backupManagementType": "AzureIaasVM",
             "protectableItemType": "Microsoft.Compute/virtualMachines",
             "friendlyName": vm.get("name") or name, "protectionState": "NotProtected",
             "workloadType": "VM",

@@ -11,7 +11,7 @@ from typing import Any
 from .auth import TokenIssuer
 from .config import EmulatorConfig, Faults
 from .http import ArmError, Request, Response
-from .state import FleetState
+from .state import VM, FleetState
 from .throttle import BucketSet, QuotaWindow
 
 
@@ -43,8 +43,6 @@ class World:
     vms_at_start: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        from .state import VM
-
         self.vms_at_start = {vm["id"].lower() for vm in self.state.of_type(VM)}
         cfg = self.config
         self.reads = BucketSet(cfg.read_capacity, cfg.read_refill)
